@@ -1,0 +1,137 @@
+"""The ports: what the runner needs from a store and a channel, as Protocols.
+
+Few and coarse, each shaped like one transaction of the runner, so that a SQL store
+can make each call atomic (and serialised per (user, kind)) without the runner
+knowing how. Adapters satisfy them structurally; they do not inherit from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from returns.result import Result
+
+from core.decision import DecisionInputs, Plan, Skip
+from core.records import (
+    Backlog,
+    ChannelOutcome,
+    DeliveryJob,
+    DeliveryRecord,
+    DeliveryStatus,
+    EventRecord,
+    IntakeItem,
+    Notification,
+    RecordedEvent,
+)
+from core.validation import InvalidEvent
+from core.values import Event, Preference
+
+
+class DecideFn(Protocol):
+    """The decision with the policy already bound; the store supplies inputs and now."""
+
+    def __call__(
+        self, event: Event, inputs: DecisionInputs, now: datetime, /
+    ) -> Result[Plan, Skip]: ...
+
+
+class EventIntake(Protocol):
+    """The durable intake: every accepted event is stored before it is decided."""
+
+    async def enqueue(self, events: Sequence[Event]) -> int:
+        """Store events as pending; an event_id already present is ignored. Returns
+        how many were new."""
+        ...
+
+    async def claim_events(self, worker_id: str, limit: int) -> Sequence[IntakeItem]:
+        """Take up to ``limit`` pending events (or ones whose claim expired), oldest first."""
+        ...
+
+    async def reject_event(self, worker_id: str, event_id: str, error: InvalidEvent) -> None:
+        """End a claimed event that failed validation, keeping its error."""
+        ...
+
+    async def backlog(self) -> Backlog:
+        """What is not finished: events not terminal, deliveries due now."""
+        ...
+
+
+class DecisionLedger(Protocol):
+    """Decide and record in one step, so the cooldown check and its record are atomic."""
+
+    async def record_decisions(
+        self, worker_id: str, events: Sequence[Event], decide: DecideFn
+    ) -> Sequence[RecordedEvent]:
+        """For each event still claimed by ``worker_id``, in order: load its inputs,
+        decide, and record the notification, its deliveries and the event's status.
+        Deliveries that need sending come back claimed by ``worker_id``."""
+        ...
+
+    async def event_record(self, event_id: str) -> EventRecord | None: ...
+
+
+class DeliveryQueue(Protocol):
+    """The outbox of deliveries: claimed, sent outside any transaction, then settled."""
+
+    async def claim_due_deliveries(self, worker_id: str, limit: int) -> Sequence[DeliveryJob]: ...
+
+    async def settle_delivery(
+        self,
+        worker_id: str,
+        delivery_id: str,
+        outcome: ChannelOutcome,
+        retry_at: datetime | None,
+    ) -> bool:
+        """Record a send's outcome if the delivery is still claimed by ``worker_id``.
+        A failure with ``retry_at`` waits until then; without it, it is dead.
+        Returns False, changing nothing, when the claim was lost."""
+        ...
+
+    async def deliveries(
+        self, status: DeliveryStatus | None = None, limit: int = 100
+    ) -> Sequence[DeliveryRecord]: ...
+
+
+class Inbox(Protocol):
+    """The in-app inbox: the notifications rows of one user, newest first."""
+
+    async def inbox(
+        self, user_id: str, *, unread_only: bool = False, limit: int = 50
+    ) -> Sequence[Notification]: ...
+
+    async def unread_count(self, user_id: str) -> int: ...
+
+    async def mark_read(self, user_id: str, notification_id: str) -> bool:
+        """Mark one of the user's notifications read (again is fine). False when the id
+        is unknown or belongs to someone else."""
+        ...
+
+    async def mark_all_read(self, user_id: str) -> int: ...
+
+
+class PreferenceBook(Protocol):
+    """Users' preferences, per kind and global (kind ``_global``)."""
+
+    async def set_preference(self, user_id: str, kind: str, preference: Preference) -> Preference:
+        """Store the preference with normalised channel names; returns what was stored."""
+        ...
+
+    async def preferences(self, user_id: str) -> Mapping[str, Preference]: ...
+
+
+class Store(EventIntake, DecisionLedger, DeliveryQueue, Inbox, PreferenceBook, Protocol):
+    """Everything the runner and CLI need from one database."""
+
+    async def migrate(self) -> int:
+        """Apply pending schema migrations; returns how many were applied."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class ChannelSender(Protocol):
+    """Sends on one channel. Expected failures are returned, never raised."""
+
+    async def send(self, job: DeliveryJob) -> ChannelOutcome: ...

@@ -1,0 +1,157 @@
+"""What stores hand back: the audit rows, delivery jobs and channel outcomes.
+
+These are the vocabulary of the ports. They live in the core so that adapters and
+the runner agree on them without importing each other.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+import attrs
+
+from core.decision import Plan, Skip
+from core.values import Channel, Severity
+
+
+class EventStatus(enum.Enum):
+    """Where an accepted event is. The last three are terminal; each event ends in one."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    NOTIFIED = "notified"
+    SKIPPED = "skipped"
+    REJECTED = "rejected"
+
+
+TERMINAL_EVENT_STATUSES = frozenset(
+    {EventStatus.NOTIFIED, EventStatus.SKIPPED, EventStatus.REJECTED}
+)
+
+
+class DeliveryStatus(enum.Enum):
+    """One planned channel's progress: pending until settled, failed while retrying."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+@attrs.frozen(kw_only=True)
+class IntakeItem:
+    """A claimed event as stored, not yet validated: producers may insert rows directly."""
+
+    event_id: str
+    fields: Mapping[str, object]
+
+
+@attrs.frozen(kw_only=True)
+class Notification:
+    """The audit row, which is also the in-app inbox entry."""
+
+    id: str
+    event_id: str
+    user_id: str
+    kind: str
+    severity: Severity
+    title: str
+    body: str
+    payload_json: str | None
+    created_at: datetime
+    read_at: datetime | None
+    dispatched_via: tuple[Channel, ...]
+
+
+@attrs.frozen(kw_only=True)
+class DeliveryJob:
+    """One channel of one notification to send now. ``delivery_id`` is stable across
+    retries, so receivers can deduplicate an at-least-once delivery."""
+
+    delivery_id: str
+    channel: Channel
+    attempts: int
+    notification: Notification
+
+
+@attrs.frozen(kw_only=True)
+class DeliveryRecord:
+    """A delivery row as operators see it."""
+
+    delivery_id: str
+    notification_id: str
+    user_id: str
+    kind: str
+    channel: Channel
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    delivered_at: datetime | None
+
+
+@attrs.frozen
+class Delivered:
+    """The channel accepted the notification."""
+
+
+@attrs.frozen
+class ChannelSkipped:
+    """The channel cannot apply (not configured, no address): not an error, not retried."""
+
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class ChannelFailed:
+    """The channel tried and failed; ``retryable`` says whether trying again can help."""
+
+    error: str
+    retryable: bool
+    retry_after: timedelta | None = None
+
+
+ChannelOutcome = Delivered | ChannelSkipped | ChannelFailed
+
+
+@attrs.frozen(kw_only=True)
+class RecordedEvent:
+    """A decision as recorded, with the deliveries it created that are due now."""
+
+    event_id: str
+    outcome: Plan | Skip
+    notification_id: str | None
+    jobs: tuple[DeliveryJob, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class EventRecord:
+    """An event's row in the durable intake, with its recorded decision if any."""
+
+    event_id: str
+    user_id: str
+    kind: str
+    severity: str
+    title: str
+    status: EventStatus
+    outcome: Plan | Skip | None
+    explanation: str | None
+    error: str | None
+    enqueued_at: datetime
+    decided_at: datetime | None
+    notification_id: str | None
+
+
+@attrs.frozen(kw_only=True)
+class Backlog:
+    """Work a store still holds: events not terminal, deliveries due by now."""
+
+    events: int
+    due_deliveries: int
+
+    @property
+    def empty(self) -> bool:
+        return self.events == 0 and self.due_deliveries == 0

@@ -1,0 +1,202 @@
+"""Validation of incoming events, from JSON lines, the CLI or rows a producer inserted.
+
+Every problem is collected, not just the first: a producer fixing a bad event wants
+the whole list at once. Limits exist because titles become email subjects and
+bodies and payloads are stored and sent verbatim.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+
+import attrs
+from returns.result import Failure, Result, Success
+
+from core.values import GLOBAL_KIND, Event, Severity
+
+MAX_ID_LENGTH = 128
+MAX_TITLE_LENGTH = 200
+MAX_BODY_BYTES = 64 * 1024
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+_KNOWN_FIELDS = frozenset(
+    {"event_id", "user_id", "kind", "severity", "title", "body", "payload", "payload_json"}
+)
+_SEVERITY_NAMES = ", ".join(severity.value for severity in Severity)
+
+
+@attrs.frozen
+class FieldError:
+    """One problem with one field, in words a producer can act on."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+@attrs.frozen
+class InvalidEvent:
+    """Every reason an event was refused. ``str()`` lists them all."""
+
+    errors: tuple[FieldError, ...]
+
+    def __str__(self) -> str:
+        return "; ".join(str(error) for error in self.errors)
+
+
+def _has_control_character(text: str) -> bool:
+    return any(ord(char) < 32 or ord(char) == 127 for char in text)
+
+
+def _identifier_errors(field: str, value: object) -> Iterator[FieldError]:
+    if not isinstance(value, str):
+        yield FieldError(field, f"must be a string, got {type(value).__name__}")
+    elif not value.strip():
+        yield FieldError(field, "must not be empty")
+    elif len(value) > MAX_ID_LENGTH:
+        yield FieldError(field, f"must be at most {MAX_ID_LENGTH} characters, got {len(value)}")
+    elif _has_control_character(value):
+        yield FieldError(field, "must not contain control characters")
+
+
+def _severity_errors(value: object) -> Iterator[FieldError]:
+    if not isinstance(value, str):
+        yield FieldError("severity", f"must be a string, got {type(value).__name__}")
+    elif value not in {severity.value for severity in Severity}:
+        yield FieldError("severity", f"must be one of {_SEVERITY_NAMES}, got {value!r}")
+
+
+def _title_errors(value: object) -> Iterator[FieldError]:
+    if not isinstance(value, str):
+        yield FieldError("title", f"must be a string, got {type(value).__name__}")
+    elif not value.strip():
+        yield FieldError("title", "must not be empty")
+    else:
+        if len(value) > MAX_TITLE_LENGTH:
+            yield FieldError(
+                "title", f"must be at most {MAX_TITLE_LENGTH} characters, got {len(value)}"
+            )
+        if "\r" in value or "\n" in value:
+            yield FieldError("title", "must not contain line breaks (it becomes an email subject)")
+        if "\x00" in value:
+            yield FieldError("title", "must not contain NUL characters")
+
+
+def _body_errors(value: object) -> Iterator[FieldError]:
+    if not isinstance(value, str):
+        yield FieldError("body", f"must be a string, got {type(value).__name__}")
+        return
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_BODY_BYTES:
+        yield FieldError("body", f"must be at most {MAX_BODY_BYTES} bytes, got {size}")
+    if "\x00" in value:
+        yield FieldError("body", "must not contain NUL characters")
+
+
+def _contains_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_contains_nul(key) or _contains_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(_contains_nul(item) for item in value)
+    return False
+
+
+def _decoded_payload(field: str, value: object) -> tuple[object, tuple[FieldError, ...]]:
+    """``payload_json`` arrives as text; decode it so both spellings are checked alike."""
+    if field != "payload_json":
+        return value, ()
+    if not isinstance(value, str):
+        return None, (FieldError(field, f"must be a string, got {type(value).__name__}"),)
+    try:
+        return json.loads(value), ()
+    except json.JSONDecodeError as error:
+        return None, (FieldError(field, f"is not valid JSON: {error.msg}"),)
+
+
+def _payload_text(field: str, value: object) -> tuple[str | None, tuple[FieldError, ...]]:
+    """Normalise ``payload`` (an object) or ``payload_json`` (its text) to JSON text."""
+    if value is None:
+        return None, ()
+    value, errors = _decoded_payload(field, value)
+    if errors:
+        return None, errors
+    if not isinstance(value, Mapping):
+        return None, (FieldError(field, f"must be a JSON object, got {type(value).__name__}"),)
+    return _encoded_payload(field, value)
+
+
+def _encoded_payload(
+    field: str, value: Mapping[object, object]
+) -> tuple[str | None, tuple[FieldError, ...]]:
+    if _contains_nul(value):
+        return None, (FieldError(field, "must not contain NUL characters"),)
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        return None, (FieldError(field, f"is not JSON-serialisable: {error}"),)
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_PAYLOAD_BYTES:
+        return None, (FieldError(field, f"must be at most {MAX_PAYLOAD_BYTES} bytes, got {size}"),)
+    return text, ()
+
+
+def _kind_errors(value: object) -> Iterator[FieldError]:
+    yield from _identifier_errors("kind", value)
+    if value == GLOBAL_KIND:
+        yield FieldError("kind", f"{GLOBAL_KIND!r} is reserved for global preferences")
+
+
+_FIELD_CHECKS: dict[str, Callable[[object], Iterator[FieldError]]] = {
+    "event_id": lambda value: _identifier_errors("event_id", value),
+    "user_id": lambda value: _identifier_errors("user_id", value),
+    "kind": _kind_errors,
+    "severity": _severity_errors,
+    "title": _title_errors,
+    "body": _body_errors,
+}
+
+
+def _field_errors(data: Mapping[str, object]) -> list[FieldError]:
+    errors = [
+        FieldError(str(key), "is not a known field") for key in data if key not in _KNOWN_FIELDS
+    ]
+    for field, check in _FIELD_CHECKS.items():
+        if field in data:
+            errors.extend(check(data[field]))
+        else:
+            errors.append(FieldError(field, "is required"))
+    return errors
+
+
+def parse_event(data: Mapping[str, object]) -> Result[Event, InvalidEvent]:
+    """Check an incoming event and build it, or say everything that is wrong with it.
+
+    Accepts the payload either as ``payload`` (a JSON object) or as ``payload_json``
+    (its text, as stored rows carry it), not both.
+    """
+    errors = _field_errors(data)
+    payload_json: str | None = None
+    if "payload" in data and "payload_json" in data:
+        errors.append(FieldError("payload", "give payload or payload_json, not both"))
+    else:
+        field = "payload_json" if "payload_json" in data else "payload"
+        payload_json, payload_errors = _payload_text(field, data.get(field))
+        errors.extend(payload_errors)
+    if errors:
+        return Failure(InvalidEvent(tuple(errors)))
+    return Success(
+        Event(
+            event_id=str(data["event_id"]),
+            user_id=str(data["user_id"]),
+            kind=str(data["kind"]),
+            severity=Severity(data["severity"]),
+            title=str(data["title"]),
+            body=str(data["body"]),
+            payload_json=payload_json,
+        )
+    )

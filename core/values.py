@@ -1,0 +1,120 @@
+"""The values the decision speaks in: events, preferences, policy, severities, channels.
+
+They are frozen so that a decision can be cached, replayed and compared, and so that
+an embedding application can share them between threads without copying.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import timedelta
+
+import attrs
+
+
+class Severity(enum.Enum):
+    """How urgent an event is. Ordered: ``INFO < WATCH < CRITICAL``."""
+
+    INFO = "info"
+    WATCH = "watch"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Position in the order, for comparisons that must be fast."""
+        return _SEVERITY_RANK[self]
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return _SEVERITY_RANK[self] < _SEVERITY_RANK[other]
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return _SEVERITY_RANK[self] <= _SEVERITY_RANK[other]
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return _SEVERITY_RANK[self] > _SEVERITY_RANK[other]
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return _SEVERITY_RANK[self] >= _SEVERITY_RANK[other]
+
+
+_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}
+
+
+class Channel(enum.Enum):
+    """Where a notification can go. In-app delivery is the notification row itself."""
+
+    IN_APP = "in_app"
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+class PreferenceSource(enum.Enum):
+    """Which layer of preferences decided: the per-kind row, the global row, or the policy."""
+
+    KIND = "kind"
+    GLOBAL = "global"
+    DEFAULT = "default"
+
+
+GLOBAL_KIND = "_global"
+"""The reserved kind under which a user's global preference row is stored."""
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """Something an application wants a user to hear about.
+
+    ``payload_json`` is kept as the JSON text it arrived as: the core never needs its
+    contents, and keeping the text makes the audit row byte-for-byte what was sent.
+    """
+
+    event_id: str
+    user_id: str
+    kind: str
+    severity: Severity
+    title: str
+    body: str
+    payload_json: str | None = None
+
+
+@attrs.frozen
+class Preference:
+    """One stored preference row.
+
+    ``channels`` holds the names as stored, which may include names this version does
+    not know; the decision reports those instead of failing on them.
+    """
+
+    channels: tuple[str, ...]
+    min_severity: Severity
+
+
+@attrs.frozen(kw_only=True)
+class Policy:
+    """The operator's defaults. ``Policy()`` behaves exactly like the reference."""
+
+    default_channels: tuple[Channel, ...] = (Channel.IN_APP,)
+    default_min_severity: Severity = Severity.INFO
+    cooldown: timedelta = timedelta(hours=24)
+
+
+def normalise_channel_names(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """How stores write channel names: trimmed, lower-case, blanks and repeats dropped.
+
+    Unknown names are kept: a newer version may know them, and the decision reports
+    them rather than failing.
+    """
+    normalised: list[str] = []
+    for name in names:
+        cleaned = name.strip().lower()
+        if cleaned and cleaned not in normalised:
+            normalised.append(cleaned)
+    return tuple(normalised)
