@@ -5,7 +5,7 @@ property-tested and replayed. The names below are the stable public API.
 """
 
 from core.codec import outcome_from_mapping, outcome_to_mapping
-from core.decision import DecisionInputs, Plan, Skip, SkipReason, decide, decide_with
+from core.decision import DecisionInputs, Plan, Skip, SkipReason, decide, decide_with, outcome_of
 from core.explanation import explain
 from core.triggers import crossed_upward
 from core.validation import FieldError, InvalidEvent, parse_event
@@ -40,6 +40,7 @@ __all__ = [
     "explain",
     "normalise_channel_names",
     "outcome_from_mapping",
+    "outcome_of",
     "outcome_to_mapping",
     "parse_event",
 ]

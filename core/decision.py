@@ -12,6 +12,7 @@ import enum
 from datetime import datetime
 
 import attrs
+from returns.methods import unwrap_or_failure
 from returns.result import Failure, Result, Success
 
 from core.values import Channel, Event, Policy, Preference, PreferenceSource, Severity
@@ -166,3 +167,8 @@ def decide_with(
         now=now,
         policy=policy,
     )
+
+
+def outcome_of(result: Result[Plan, Skip]) -> Plan | Skip:
+    """The Plan or the Skip inside a decision, for code that records either."""
+    return unwrap_or_failure(result)

@@ -155,3 +155,22 @@ class Backlog:
     @property
     def empty(self) -> bool:
         return self.events == 0 and self.due_deliveries == 0
+
+
+def settled_status(outcome: ChannelOutcome, retry_at: datetime | None) -> DeliveryStatus:
+    """A delivery's status after a send: a failure with somewhere to go is ``failed``
+    (it will be retried at ``retry_at``); one without is ``dead``."""
+    if isinstance(outcome, Delivered):
+        return DeliveryStatus.DELIVERED
+    if isinstance(outcome, ChannelSkipped):
+        return DeliveryStatus.SKIPPED
+    return DeliveryStatus.FAILED if retry_at is not None else DeliveryStatus.DEAD
+
+
+def settled_note(outcome: ChannelOutcome) -> str | None:
+    """What a settled delivery keeps as ``last_error``: the skip reason or the error."""
+    if isinstance(outcome, ChannelSkipped):
+        return outcome.reason
+    if isinstance(outcome, ChannelFailed):
+        return outcome.error
+    return None

@@ -1,0 +1,1 @@
+"""Channel senders: one per channel, each returning an outcome instead of raising."""

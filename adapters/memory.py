@@ -1,0 +1,380 @@
+"""An in-memory store: the fake for tests and the simplest embedding.
+
+It keeps the same promises as the SQL stores (the contract suite runs against all of
+them), in plain dictionaries. One asyncio loop owns it; every method runs to
+completion without awaiting, so each call is atomic.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+import attrs
+
+from core import Event, Preference, explain, normalise_channel_names
+from core.decision import DecisionInputs, Plan, Skip, outcome_of
+from core.ports import DecideFn
+from core.records import (
+    TERMINAL_EVENT_STATUSES,
+    Backlog,
+    ChannelOutcome,
+    DeliveryJob,
+    DeliveryRecord,
+    DeliveryStatus,
+    EventRecord,
+    EventStatus,
+    IntakeItem,
+    Notification,
+    RecordedEvent,
+    settled_note,
+    settled_status,
+)
+from core.validation import InvalidEvent
+from core.values import GLOBAL_KIND, Channel
+
+_DUE_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+
+
+@attrs.frozen(kw_only=True)
+class _EventRow:
+    event: Event
+    status: EventStatus = EventStatus.PENDING
+    claimed_by: str | None = None
+    lease_until: datetime | None = None
+    enqueued_at: datetime
+    decided_at: datetime | None = None
+    outcome: Plan | Skip | None = None
+    error: str | None = None
+    notification_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class _DeliveryRow:
+    id: str
+    notification_id: str
+    channel: Channel
+    status: DeliveryStatus
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+    claimed_by: str | None = None
+    lease_until: datetime | None = None
+
+
+def _claimable(claimed_by: str | None, lease_until: datetime | None, now: datetime) -> bool:
+    return claimed_by is None or lease_until is None or lease_until <= now
+
+
+class MemoryStore:
+    """Every port in dictionaries. ``clock`` gives "now"; the runner owns it."""
+
+    def __init__(
+        self, clock: Callable[[], datetime], lease: timedelta = timedelta(seconds=30)
+    ) -> None:
+        self._clock = clock
+        self._lease = lease
+        self._preferences: dict[tuple[str, str], Preference] = {}
+        self._events: dict[str, _EventRow] = {}
+        self._notifications: dict[str, Notification] = {}
+        self._last_sent: dict[tuple[str, str], datetime] = {}
+        self._deliveries: dict[str, _DeliveryRow] = {}
+
+    async def migrate(self) -> int:
+        return 0
+
+    async def close(self) -> None:
+        return None
+
+    # -- intake --------------------------------------------------------------------
+
+    async def enqueue(self, events: Sequence[Event]) -> int:
+        now = self._clock()
+        added = 0
+        for event in events:
+            if event.event_id not in self._events:
+                self._events[event.event_id] = _EventRow(event=event, enqueued_at=now)
+                added += 1
+        return added
+
+    async def claim_events(self, worker_id: str, limit: int) -> Sequence[IntakeItem]:
+        now = self._clock()
+        claimed: list[IntakeItem] = []
+        for event_id, row in self._events.items():
+            if len(claimed) >= limit:
+                break
+            open_claim = row.status is EventStatus.CLAIMED and _claimable(
+                row.claimed_by, row.lease_until, now
+            )
+            if row.status is EventStatus.PENDING or open_claim:
+                self._events[event_id] = attrs.evolve(
+                    row,
+                    status=EventStatus.CLAIMED,
+                    claimed_by=worker_id,
+                    lease_until=now + self._lease,
+                )
+                claimed.append(IntakeItem(event_id=event_id, fields=_event_fields(row.event)))
+        return claimed
+
+    async def reject_event(self, worker_id: str, event_id: str, error: InvalidEvent) -> None:
+        row = self._events.get(event_id)
+        if row is not None and row.claimed_by == worker_id and row.status is EventStatus.CLAIMED:
+            self._events[event_id] = attrs.evolve(
+                row, status=EventStatus.REJECTED, error=str(error), decided_at=self._clock()
+            )
+
+    async def backlog(self) -> Backlog:
+        now = self._clock()
+        events = sum(row.status not in TERMINAL_EVENT_STATUSES for row in self._events.values())
+        due = sum(
+            row.status in _DUE_STATUSES
+            and row.next_attempt_at is not None
+            and row.next_attempt_at <= now
+            for row in self._deliveries.values()
+        )
+        return Backlog(events=events, due_deliveries=due)
+
+    # -- decisions -----------------------------------------------------------------
+
+    async def record_decisions(
+        self, worker_id: str, events: Sequence[Event], decide: DecideFn
+    ) -> Sequence[RecordedEvent]:
+        recorded: list[RecordedEvent] = []
+        for event in events:
+            row = self._events.get(event.event_id)
+            if row is None or row.status is not EventStatus.CLAIMED or row.claimed_by != worker_id:
+                continue
+            now = self._clock()
+            key = (event.user_id, event.kind)
+            inputs = DecisionInputs(
+                kind_preference=self._preferences.get(key),
+                global_preference=self._preferences.get((event.user_id, GLOBAL_KIND)),
+                last_sent_at=self._last_sent.get(key),
+            )
+            outcome = outcome_of(decide(event, inputs, now))
+            recorded.append(self._record(worker_id, event, row, outcome, now))
+        return recorded
+
+    def _record(
+        self, worker_id: str, event: Event, row: _EventRow, outcome: Plan | Skip, now: datetime
+    ) -> RecordedEvent:
+        if isinstance(outcome, Skip):
+            self._events[event.event_id] = attrs.evolve(
+                row, status=EventStatus.SKIPPED, outcome=outcome, decided_at=now
+            )
+            return RecordedEvent(event_id=event.event_id, outcome=outcome, notification_id=None)
+        notification = Notification(
+            id=uuid.uuid4().hex,
+            event_id=event.event_id,
+            user_id=event.user_id,
+            kind=event.kind,
+            severity=event.severity,
+            title=event.title,
+            body=event.body,
+            payload_json=event.payload_json,
+            created_at=now,
+            read_at=None,
+            dispatched_via=(Channel.IN_APP,) if Channel.IN_APP in outcome.channels else (),
+        )
+        self._notifications[notification.id] = notification
+        self._last_sent[(event.user_id, event.kind)] = now
+        jobs: list[DeliveryJob] = []
+        for channel in outcome.channels:
+            delivery = self._new_delivery(worker_id, notification.id, channel, now)
+            self._deliveries[delivery.id] = delivery
+            if delivery.status is DeliveryStatus.PENDING:
+                jobs.append(self._job(delivery))
+        self._events[event.event_id] = attrs.evolve(
+            row,
+            status=EventStatus.NOTIFIED,
+            outcome=outcome,
+            decided_at=now,
+            notification_id=notification.id,
+        )
+        return RecordedEvent(
+            event_id=event.event_id,
+            outcome=outcome,
+            notification_id=notification.id,
+            jobs=tuple(jobs),
+        )
+
+    def _new_delivery(
+        self, worker_id: str, notification_id: str, channel: Channel, now: datetime
+    ) -> _DeliveryRow:
+        if channel is Channel.IN_APP:
+            return _DeliveryRow(
+                id=uuid.uuid4().hex,
+                notification_id=notification_id,
+                channel=channel,
+                status=DeliveryStatus.DELIVERED,
+                attempts=1,
+                delivered_at=now,
+            )
+        return _DeliveryRow(
+            id=uuid.uuid4().hex,
+            notification_id=notification_id,
+            channel=channel,
+            status=DeliveryStatus.PENDING,
+            next_attempt_at=now,
+            claimed_by=worker_id,
+            lease_until=now + self._lease,
+        )
+
+    async def event_record(self, event_id: str) -> EventRecord | None:
+        row = self._events.get(event_id)
+        if row is None:
+            return None
+        return EventRecord(
+            event_id=event_id,
+            user_id=row.event.user_id,
+            kind=row.event.kind,
+            severity=row.event.severity.value,
+            title=row.event.title,
+            status=row.status,
+            outcome=row.outcome,
+            explanation=explain(row.outcome) if row.outcome is not None else None,
+            error=row.error,
+            enqueued_at=row.enqueued_at,
+            decided_at=row.decided_at,
+            notification_id=row.notification_id,
+        )
+
+    # -- deliveries ----------------------------------------------------------------
+
+    def _job(self, delivery: _DeliveryRow) -> DeliveryJob:
+        return DeliveryJob(
+            delivery_id=delivery.id,
+            channel=delivery.channel,
+            attempts=delivery.attempts,
+            notification=self._notifications[delivery.notification_id],
+        )
+
+    async def claim_due_deliveries(self, worker_id: str, limit: int) -> Sequence[DeliveryJob]:
+        now = self._clock()
+        jobs: list[DeliveryJob] = []
+        for delivery_id, row in self._deliveries.items():
+            if len(jobs) >= limit:
+                break
+            due = row.next_attempt_at is not None and row.next_attempt_at <= now
+            if (
+                row.status in _DUE_STATUSES
+                and due
+                and _claimable(row.claimed_by, row.lease_until, now)
+            ):
+                claimed = attrs.evolve(row, claimed_by=worker_id, lease_until=now + self._lease)
+                self._deliveries[delivery_id] = claimed
+                jobs.append(self._job(claimed))
+        return jobs
+
+    async def settle_delivery(
+        self,
+        worker_id: str,
+        delivery_id: str,
+        outcome: ChannelOutcome,
+        retry_at: datetime | None,
+    ) -> bool:
+        row = self._deliveries.get(delivery_id)
+        if row is None or row.claimed_by != worker_id or row.status not in _DUE_STATUSES:
+            return False
+        now = self._clock()
+        status = settled_status(outcome, retry_at)
+        self._deliveries[delivery_id] = attrs.evolve(
+            row,
+            status=status,
+            attempts=row.attempts + 1,
+            last_error=settled_note(outcome),
+            next_attempt_at=retry_at if status is DeliveryStatus.FAILED else None,
+            delivered_at=now if status is DeliveryStatus.DELIVERED else row.delivered_at,
+            claimed_by=None,
+            lease_until=None,
+        )
+        if status is DeliveryStatus.DELIVERED:
+            notification = self._notifications[row.notification_id]
+            self._notifications[row.notification_id] = attrs.evolve(
+                notification, dispatched_via=(*notification.dispatched_via, row.channel)
+            )
+        return True
+
+    async def deliveries(
+        self, status: DeliveryStatus | None = None, limit: int = 100
+    ) -> Sequence[DeliveryRecord]:
+        rows = [row for row in self._deliveries.values() if status is None or row.status is status]
+        return [self._delivery_record(row) for row in rows[:limit]]
+
+    def _delivery_record(self, row: _DeliveryRow) -> DeliveryRecord:
+        notification = self._notifications[row.notification_id]
+        return DeliveryRecord(
+            delivery_id=row.id,
+            notification_id=row.notification_id,
+            user_id=notification.user_id,
+            kind=notification.kind,
+            channel=row.channel,
+            status=row.status,
+            attempts=row.attempts,
+            next_attempt_at=row.next_attempt_at,
+            last_error=row.last_error,
+            delivered_at=row.delivered_at,
+        )
+
+    # -- inbox ---------------------------------------------------------------------
+
+    def _owned(self, user_id: str) -> list[Notification]:
+        owned = [n for n in self._notifications.values() if n.user_id == user_id]
+        owned.sort(key=lambda n: n.created_at, reverse=True)
+        return owned
+
+    async def inbox(
+        self, user_id: str, *, unread_only: bool = False, limit: int = 50
+    ) -> Sequence[Notification]:
+        owned = self._owned(user_id)
+        if unread_only:
+            owned = [n for n in owned if n.read_at is None]
+        return owned[:limit]
+
+    async def unread_count(self, user_id: str) -> int:
+        return sum(n.read_at is None for n in self._owned(user_id))
+
+    async def mark_read(self, user_id: str, notification_id: str) -> bool:
+        notification = self._notifications.get(notification_id)
+        if notification is None or notification.user_id != user_id:
+            return False
+        if notification.read_at is None:
+            self._notifications[notification_id] = attrs.evolve(notification, read_at=self._clock())
+        return True
+
+    async def mark_all_read(self, user_id: str) -> int:
+        unread = [n for n in self._owned(user_id) if n.read_at is None]
+        now = self._clock()
+        for notification in unread:
+            self._notifications[notification.id] = attrs.evolve(notification, read_at=now)
+        return len(unread)
+
+    # -- preferences ---------------------------------------------------------------
+
+    async def set_preference(self, user_id: str, kind: str, preference: Preference) -> Preference:
+        stored = attrs.evolve(preference, channels=normalise_channel_names(preference.channels))
+        self._preferences[(user_id, kind)] = stored
+        return stored
+
+    async def preferences(self, user_id: str) -> Mapping[str, Preference]:
+        return {
+            kind: preference
+            for (owner, kind), preference in sorted(self._preferences.items())
+            if owner == user_id
+        }
+
+
+def _event_fields(event: Event) -> dict[str, object]:
+    fields: dict[str, object] = {
+        "event_id": event.event_id,
+        "user_id": event.user_id,
+        "kind": event.kind,
+        "severity": event.severity.value,
+        "title": event.title,
+        "body": event.body,
+    }
+    if event.payload_json is not None:
+        fields["payload_json"] = event.payload_json
+    return fields

@@ -1,0 +1,536 @@
+"""The embedded default store: one SQLite file, WAL mode, zero setup.
+
+sqlite3 blocks, so every call runs on one dedicated thread that owns the connection:
+the event loop never waits on the disk, and calls are serialised as SQLite wants.
+Each write is one ``BEGIN IMMEDIATE`` transaction, so several processes sharing the
+file take turns instead of failing to upgrade a read lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from adapters.migrations import load_migrations
+from adapters.sqlite import rows
+from core import GLOBAL_KIND, Event, Preference, explain, normalise_channel_names
+from core.codec import outcome_to_mapping
+from core.decision import DecisionInputs, Plan, Skip, outcome_of
+from core.ports import DecideFn
+from core.records import (
+    Backlog,
+    ChannelOutcome,
+    DeliveryJob,
+    DeliveryRecord,
+    DeliveryStatus,
+    EventRecord,
+    IntakeItem,
+    Notification,
+    RecordedEvent,
+    settled_note,
+    settled_status,
+)
+from core.validation import InvalidEvent
+from core.values import Channel
+
+_T = TypeVar("_T")
+
+_CLAIMABLE = "(status = 'pending' OR (status = 'claimed' AND lease_until <= :now))"
+_DUE = "status IN ('pending', 'failed') AND next_attempt_at <= :now"
+
+
+class SqliteStore:
+    """Every port on one SQLite database file. ``clock`` gives "now"; the runner owns it."""
+
+    def __init__(
+        self, path: str, clock: Callable[[], datetime], lease: timedelta = timedelta(seconds=30)
+    ) -> None:
+        self._path = path
+        self._clock = clock
+        self._lease = lease
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tidings-sqlite")
+        self._connection: sqlite3.Connection | None = None
+
+    async def _call(self, function: Callable[..., _T], *args: object) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._connection is None:
+            connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")
+            connection.execute("PRAGMA busy_timeout = 10000")
+            connection.execute("PRAGMA foreign_keys = ON")
+            self._connection = connection
+        return self._connection
+
+    def _now(self) -> str:
+        return rows.time_text(self._clock())
+
+    def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        connection = self._conn()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(connection)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return result
+
+    async def close(self) -> None:
+        def close_connection() -> None:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+        await self._call(close_connection)
+        self._executor.shutdown(wait=True)
+
+    # -- schema --------------------------------------------------------------------
+
+    async def migrate(self) -> int:
+        return await self._call(self._write, self._migrate)
+
+    def _migrate(self, connection: sqlite3.Connection) -> int:
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        applied = {row[0] for row in connection.execute("SELECT version FROM schema_migrations")}
+        pending = [m for m in load_migrations("adapters.sqlite") if m.version not in applied]
+        for migration in pending:
+            for statement in _statements(migration.sql):
+                connection.execute(statement)
+            connection.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                (migration.version, migration.name, self._now()),
+            )
+        return len(pending)
+
+    # -- intake --------------------------------------------------------------------
+
+    async def enqueue(self, events: Sequence[Event]) -> int:
+        return await self._call(self._write, lambda c: self._enqueue(c, events))
+
+    def _enqueue(self, connection: sqlite3.Connection, events: Sequence[Event]) -> int:
+        now = self._now()
+        before = connection.total_changes
+        connection.executemany(
+            "INSERT OR IGNORE INTO events (event_id, user_id, kind, severity, title, body,"
+            " payload_json, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    e.event_id,
+                    e.user_id,
+                    e.kind,
+                    e.severity.value,
+                    e.title,
+                    e.body,
+                    e.payload_json,
+                    now,
+                )
+                for e in events
+            ],
+        )
+        return connection.total_changes - before
+
+    async def claim_events(self, worker_id: str, limit: int) -> Sequence[IntakeItem]:
+        def claim(connection: sqlite3.Connection) -> list[IntakeItem]:
+            now = self._clock()
+            found = connection.execute(
+                "UPDATE events SET status = 'claimed', claimed_by = :worker, lease_until = :lease"
+                f" WHERE seq IN (SELECT seq FROM events WHERE {_CLAIMABLE}"
+                " ORDER BY seq LIMIT :limit)"
+                " RETURNING *",
+                {
+                    "worker": worker_id,
+                    "lease": rows.time_text(now + self._lease),
+                    "now": rows.time_text(now),
+                    "limit": limit,
+                },
+            ).fetchall()
+            found.sort(key=lambda row: row["seq"])
+            return [rows.intake_item_from_row(row) for row in found]
+
+        return await self._call(self._write, claim)
+
+    async def reject_event(self, worker_id: str, event_id: str, error: InvalidEvent) -> None:
+        await self._call(
+            self._write,
+            lambda c: c.execute(
+                "UPDATE events SET status = 'rejected', error = ?, decided_at = ?,"
+                " claimed_by = NULL, lease_until = NULL"
+                " WHERE event_id = ? AND status = 'claimed' AND claimed_by = ?",
+                (str(error), self._now(), event_id, worker_id),
+            ),
+        )
+
+    async def backlog(self) -> Backlog:
+        def count() -> Backlog:
+            connection = self._conn()
+            now = {"now": self._now()}
+            events = connection.execute(
+                "SELECT count(*) FROM events WHERE status IN ('pending', 'claimed')"
+            ).fetchone()[0]
+            due = connection.execute(f"SELECT count(*) FROM deliveries WHERE {_DUE}", now)
+            return Backlog(events=events, due_deliveries=due.fetchone()[0])
+
+        return await self._call(count)
+
+    # -- decisions -----------------------------------------------------------------
+
+    async def record_decisions(
+        self, worker_id: str, events: Sequence[Event], decide: DecideFn
+    ) -> Sequence[RecordedEvent]:
+        def record(connection: sqlite3.Connection) -> list[RecordedEvent]:
+            mine = {
+                row[0]
+                for row in connection.execute(
+                    "SELECT event_id FROM events WHERE status = 'claimed' AND claimed_by = ?"
+                    f" AND event_id IN ({','.join('?' * len(events))})",
+                    (worker_id, *(e.event_id for e in events)),
+                )
+            }
+            return [
+                self._decide_and_record(connection, worker_id, event, decide)
+                for event in events
+                if event.event_id in mine
+            ]
+
+        return await self._call(self._write, record)
+
+    def _inputs(self, connection: sqlite3.Connection, event: Event) -> DecisionInputs:
+        found = {
+            row["kind"]: rows.preference_from_row(row)
+            for row in connection.execute(
+                "SELECT kind, channels, min_severity FROM notification_preferences"
+                " WHERE user_id = ? AND kind IN (?, ?)",
+                (event.user_id, event.kind, GLOBAL_KIND),
+            )
+        }
+        last = connection.execute(
+            "SELECT max(created_at) FROM notifications WHERE user_id = ? AND kind = ?",
+            (event.user_id, event.kind),
+        ).fetchone()[0]
+        return DecisionInputs(
+            kind_preference=found.get(event.kind),
+            global_preference=found.get(GLOBAL_KIND),
+            last_sent_at=rows.time_or_none(last),
+        )
+
+    def _decide_and_record(
+        self, connection: sqlite3.Connection, worker_id: str, event: Event, decide: DecideFn
+    ) -> RecordedEvent:
+        now = self._clock()
+        outcome = outcome_of(decide(event, self._inputs(connection, event), now))
+        notification_id: str | None = None
+        jobs: tuple[DeliveryJob, ...] = ()
+        if isinstance(outcome, Plan):
+            notification_id, jobs = self._insert_notification(
+                connection, worker_id, event, outcome, now
+            )
+        connection.execute(
+            "UPDATE events SET status = ?, reason = ?, decision_json = ?, explanation = ?,"
+            " decided_at = ?, notification_id = ?, claimed_by = NULL, lease_until = NULL"
+            " WHERE event_id = ?",
+            (
+                "notified" if isinstance(outcome, Plan) else "skipped",
+                outcome.reason.value if isinstance(outcome, Skip) else None,
+                json.dumps(outcome_to_mapping(outcome)),
+                explain(outcome),
+                rows.time_text(now),
+                notification_id,
+                event.event_id,
+            ),
+        )
+        return RecordedEvent(
+            event_id=event.event_id, outcome=outcome, notification_id=notification_id, jobs=jobs
+        )
+
+    def _insert_notification(
+        self,
+        connection: sqlite3.Connection,
+        worker_id: str,
+        event: Event,
+        plan: Plan,
+        now: datetime,
+    ) -> tuple[str, tuple[DeliveryJob, ...]]:
+        in_app = (Channel.IN_APP,) if Channel.IN_APP in plan.channels else ()
+        notification = Notification(
+            id=uuid.uuid4().hex,
+            event_id=event.event_id,
+            user_id=event.user_id,
+            kind=event.kind,
+            severity=event.severity,
+            title=event.title,
+            body=event.body,
+            payload_json=event.payload_json,
+            created_at=now,
+            read_at=None,
+            dispatched_via=in_app,
+        )
+        stamp = rows.time_text(now)
+        connection.execute(
+            "INSERT INTO notifications (id, event_id, user_id, kind, severity, title, body,"
+            " payload_json, created_at, dispatched_via) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                notification.id,
+                event.event_id,
+                event.user_id,
+                event.kind,
+                event.severity.value,
+                event.title,
+                event.body,
+                event.payload_json,
+                stamp,
+                rows.channels_text(in_app),
+            ),
+        )
+        jobs: list[DeliveryJob] = []
+        lease = rows.time_text(now + self._lease)
+        for channel in plan.channels:
+            delivery_id = uuid.uuid4().hex
+            values: tuple[object, ...]
+            if channel is Channel.IN_APP:
+                values = (
+                    delivery_id,
+                    notification.id,
+                    channel.value,
+                    "delivered",
+                    1,
+                    None,
+                    stamp,
+                    None,
+                    None,
+                )
+            else:
+                values = (
+                    delivery_id,
+                    notification.id,
+                    channel.value,
+                    "pending",
+                    0,
+                    stamp,
+                    None,
+                    worker_id,
+                    lease,
+                )
+                jobs.append(
+                    DeliveryJob(
+                        delivery_id=delivery_id,
+                        channel=channel,
+                        attempts=0,
+                        notification=notification,
+                    )
+                )
+            connection.execute(
+                "INSERT INTO deliveries (id, notification_id, channel, status, attempts,"
+                " next_attempt_at, delivered_at, claimed_by, lease_until)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+        return notification.id, tuple(jobs)
+
+    async def event_record(self, event_id: str) -> EventRecord | None:
+        def read() -> EventRecord | None:
+            row = (
+                self._conn()
+                .execute("SELECT * FROM events WHERE event_id = ?", (event_id,))
+                .fetchone()
+            )
+            return rows.event_record_from_row(row) if row else None
+
+        return await self._call(read)
+
+    # -- deliveries ----------------------------------------------------------------
+
+    async def claim_due_deliveries(self, worker_id: str, limit: int) -> Sequence[DeliveryJob]:
+        def claim(connection: sqlite3.Connection) -> list[DeliveryJob]:
+            now = self._clock()
+            claimed = connection.execute(
+                "UPDATE deliveries SET claimed_by = :worker, lease_until = :lease"
+                f" WHERE id IN (SELECT id FROM deliveries WHERE {_DUE}"
+                " AND (claimed_by IS NULL OR lease_until <= :now)"
+                " ORDER BY next_attempt_at LIMIT :limit)"
+                " RETURNING id AS delivery_id, notification_id, channel, attempts",
+                {
+                    "worker": worker_id,
+                    "lease": rows.time_text(now + self._lease),
+                    "now": rows.time_text(now),
+                    "limit": limit,
+                },
+            ).fetchall()
+            return [
+                rows.delivery_job_from_row(
+                    row, self._notification(connection, row["notification_id"])
+                )
+                for row in claimed
+            ]
+
+        return await self._call(self._write, claim)
+
+    def _notification(self, connection: sqlite3.Connection, notification_id: str) -> Notification:
+        row = connection.execute(
+            "SELECT * FROM notifications WHERE id = ?", (notification_id,)
+        ).fetchone()
+        return rows.notification_from_row(row)
+
+    async def settle_delivery(
+        self,
+        worker_id: str,
+        delivery_id: str,
+        outcome: ChannelOutcome,
+        retry_at: datetime | None,
+    ) -> bool:
+        return await self._call(
+            self._write, lambda c: self._settle(c, worker_id, delivery_id, outcome, retry_at)
+        )
+
+    def _settle(
+        self,
+        connection: sqlite3.Connection,
+        worker_id: str,
+        delivery_id: str,
+        outcome: ChannelOutcome,
+        retry_at: datetime | None,
+    ) -> bool:
+        now = self._now()
+        status = settled_status(outcome, retry_at)
+        next_attempt = (
+            rows.time_text(retry_at) if retry_at and status is DeliveryStatus.FAILED else None
+        )
+        settled = connection.execute(
+            "UPDATE deliveries SET status = ?, last_error = ?, next_attempt_at = ?,"
+            " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END,"
+            " attempts = attempts + 1, claimed_by = NULL, lease_until = NULL"
+            " WHERE id = ? AND claimed_by = ? AND status IN ('pending', 'failed')"
+            " RETURNING notification_id, channel",
+            (
+                status.value,
+                settled_note(outcome),
+                next_attempt,
+                status.value,
+                now,
+                delivery_id,
+                worker_id,
+            ),
+        ).fetchone()
+        if settled is None:
+            return False
+        if status is DeliveryStatus.DELIVERED:
+            connection.execute(
+                "UPDATE notifications SET dispatched_via = json_insert(dispatched_via, '$[#]', ?)"
+                " WHERE id = ?",
+                (settled["channel"], settled["notification_id"]),
+            )
+        return True
+
+    async def deliveries(
+        self, status: DeliveryStatus | None = None, limit: int = 100
+    ) -> Sequence[DeliveryRecord]:
+        def read() -> list[DeliveryRecord]:
+            found = self._conn().execute(
+                "SELECT d.*, n.user_id, n.kind FROM deliveries d"
+                " JOIN notifications n ON n.id = d.notification_id"
+                " WHERE ? IS NULL OR d.status = ? ORDER BY n.created_at DESC, d.channel LIMIT ?",
+                (status and status.value, status and status.value, limit),
+            )
+            return [rows.delivery_record_from_row(row) for row in found]
+
+        return await self._call(read)
+
+    # -- inbox ---------------------------------------------------------------------
+
+    async def inbox(
+        self, user_id: str, *, unread_only: bool = False, limit: int = 50
+    ) -> Sequence[Notification]:
+        def read() -> list[Notification]:
+            found = self._conn().execute(
+                "SELECT * FROM notifications WHERE user_id = ?"
+                " AND (? = 0 OR read_at IS NULL) ORDER BY created_at DESC LIMIT ?",
+                (user_id, int(unread_only), limit),
+            )
+            return [rows.notification_from_row(row) for row in found]
+
+        return await self._call(read)
+
+    async def unread_count(self, user_id: str) -> int:
+        def count() -> int:
+            return int(
+                self._conn()
+                .execute(
+                    "SELECT count(*) FROM notifications WHERE user_id = ? AND read_at IS NULL",
+                    (user_id,),
+                )
+                .fetchone()[0]
+            )
+
+        return await self._call(count)
+
+    async def mark_read(self, user_id: str, notification_id: str) -> bool:
+        def mark(connection: sqlite3.Connection) -> bool:
+            found = connection.execute(
+                "UPDATE notifications SET read_at = coalesce(read_at, ?)"
+                " WHERE id = ? AND user_id = ? RETURNING id",
+                (self._now(), notification_id, user_id),
+            ).fetchone()
+            return found is not None
+
+        return await self._call(self._write, mark)
+
+    async def mark_all_read(self, user_id: str) -> int:
+        def mark(connection: sqlite3.Connection) -> int:
+            return connection.execute(
+                "UPDATE notifications SET read_at = ? WHERE user_id = ? AND read_at IS NULL",
+                (self._now(), user_id),
+            ).rowcount
+
+        return await self._call(self._write, mark)
+
+    # -- preferences ---------------------------------------------------------------
+
+    async def set_preference(self, user_id: str, kind: str, preference: Preference) -> Preference:
+        stored = Preference(normalise_channel_names(preference.channels), preference.min_severity)
+
+        def write(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT INTO notification_preferences VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (user_id, kind) DO UPDATE SET channels = excluded.channels,"
+                " min_severity = excluded.min_severity, updated_at = excluded.updated_at",
+                (
+                    user_id,
+                    kind,
+                    json.dumps(list(stored.channels)),
+                    stored.min_severity.value,
+                    self._now(),
+                ),
+            )
+
+        await self._call(self._write, write)
+        return stored
+
+    async def preferences(self, user_id: str) -> Mapping[str, Preference]:
+        def read() -> dict[str, Preference]:
+            found = self._conn().execute(
+                "SELECT kind, channels, min_severity FROM notification_preferences"
+                " WHERE user_id = ? ORDER BY kind",
+                (user_id,),
+            )
+            return {row["kind"]: rows.preference_from_row(row) for row in found}
+
+        return await self._call(read)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (our migrations hold no ';' inside literals)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]

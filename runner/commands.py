@@ -1,0 +1,248 @@
+"""What each CLI command does, given parsed arguments and an open store.
+
+Each returns the process exit status: 0 done, 1 not found or failed, 2 bad input.
+Human output goes to stdout as tables; with ``--json``, one JSON document instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import uuid
+from collections.abc import Iterator
+
+from returns.result import Failure, Success
+
+from core import GLOBAL_KIND, Event, Preference, Severity, explain, outcome_to_mapping, parse_event
+from core.ports import Store
+from runner.clock import system_clock
+from runner.config import Settings
+from runner.dispatcher import Dispatcher, DispatchSummary
+from runner.intake import RejectedLine, read_event_lines
+from runner.output import notification_json, table, to_json
+from runner.senders import default_senders
+
+ENQUEUE_BATCH = 1000
+
+
+def _print(args: argparse.Namespace, human: str, data: object) -> None:
+    print(to_json(data) if args.json else human)
+
+
+def _lines(source: str) -> Iterator[str]:
+    if source == "-":
+        yield from sys.stdin
+        return
+    with open(source, encoding="utf-8") as handle:
+        yield from handle
+
+
+async def migrate(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    applied = await store.migrate()
+    _print(args, f"schema up to date ({applied} migration(s) applied)", {"applied": applied})
+    return 0
+
+
+async def enqueue(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    batch: list[Event] = []
+    rejected: list[RejectedLine] = []
+    accepted = added = 0
+    for item in read_event_lines(_lines(args.file), lambda: uuid.uuid4().hex):
+        if isinstance(item, RejectedLine):
+            rejected.append(item)
+            print(f"rejected {item}", file=sys.stderr)
+            continue
+        batch.append(item)
+        if len(batch) >= ENQUEUE_BATCH:
+            added += await store.enqueue(batch)
+            accepted += len(batch)
+            batch = []
+    if batch:
+        added += await store.enqueue(batch)
+        accepted += len(batch)
+    _print(
+        args,
+        f"enqueued {added} event(s), {accepted - added} duplicate(s) ignored, "
+        f"{len(rejected)} line(s) rejected",
+        {"enqueued": added, "duplicates": accepted - added, "rejected": len(rejected)},
+    )
+    return 2 if rejected else 0
+
+
+async def send(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    data: dict[str, object] = {
+        "event_id": args.event_id or uuid.uuid4().hex,
+        "user_id": args.user,
+        "kind": args.kind,
+        "severity": args.severity,
+        "title": args.title,
+        "body": args.body,
+    }
+    if args.payload is not None:
+        data["payload_json"] = args.payload
+    match parse_event(data):
+        case Success(event):
+            added = await store.enqueue([event])
+            status = "enqueued" if added else "duplicate ignored"
+            _print(
+                args, f"{status}: {event.event_id}", {"event_id": event.event_id, "added": added}
+            )
+            return 0
+        case Failure(invalid):
+            for error in invalid.errors:
+                print(f"rejected: {error}", file=sys.stderr)
+            return 2
+    return 2
+
+
+async def run(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    dispatcher = Dispatcher(
+        store,
+        default_senders(),
+        worker_id=f"{uuid.uuid4().hex[:12]}",
+        policy=settings.policy,
+        options=settings.dispatch,
+        clock=system_clock,
+    )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, dispatcher.stop)
+    summary = await dispatcher.run(until_idle=args.until_idle)
+    _print(args, summary_text(summary), summary_json(summary))
+    return 0
+
+
+def summary_text(summary: DispatchSummary) -> str:
+    skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
+    deliveries = ", ".join(f"{key} {count}" for key, count in sorted(summary.deliveries.items()))
+    return (
+        f"notified {summary.notified}; skipped {sum(summary.skipped.values())}"
+        f"{f' ({skipped})' if skipped else ''}; rejected {summary.rejected}"
+        f"{f'; deliveries: {deliveries}' if deliveries else ''}"
+    )
+
+
+def summary_json(summary: DispatchSummary) -> dict[str, object]:
+    return {
+        "notified": summary.notified,
+        "skipped": dict(summary.skipped),
+        "rejected": summary.rejected,
+        "deliveries": dict(summary.deliveries),
+    }
+
+
+async def prefs_set(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    channels = tuple(name for name in args.channels.split(",")) if args.channels else ()
+    try:
+        severity = Severity(args.min_severity)
+    except ValueError:
+        print(
+            f"--min-severity must be info, watch or critical, got {args.min_severity!r}",
+            file=sys.stderr,
+        )
+        return 2
+    stored = await store.set_preference(args.user, args.kind, Preference(channels, severity))
+    unknown = [name for name in stored.channels if name not in {"in_app", "email", "webhook"}]
+    if unknown:
+        print(
+            f"warning: unknown channel name(s) kept but ignored: {', '.join(unknown)}",
+            file=sys.stderr,
+        )
+    layer = "global" if args.kind == GLOBAL_KIND else f"kind {args.kind}"
+    _print(
+        args,
+        f"{args.user} {layer}: channels {','.join(stored.channels) or '(none: silent)'}, "
+        f"min severity {stored.min_severity.value}",
+        {
+            "user_id": args.user,
+            "kind": args.kind,
+            "channels": list(stored.channels),
+            "min_severity": stored.min_severity.value,
+        },
+    )
+    return 0
+
+
+async def prefs_show(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    found = await store.preferences(args.user)
+    rows = [
+        (kind, ",".join(p.channels) or "(silent)", p.min_severity.value)
+        for kind, p in found.items()
+    ]
+    human = (
+        table(("kind", "channels", "min_severity"), rows)
+        if rows
+        else (f"{args.user} has no preferences: the policy defaults apply")
+    )
+    _print(
+        args,
+        human,
+        {
+            kind: {"channels": list(p.channels), "min_severity": p.min_severity.value}
+            for kind, p in found.items()
+        },
+    )
+    return 0
+
+
+async def inbox(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    found = await store.inbox(args.user, unread_only=args.unread, limit=args.limit)
+    unread = await store.unread_count(args.user)
+    rows = [
+        (n.id, n.created_at, n.severity.value, n.kind, n.title, "read" if n.read_at else "unread")
+        for n in found
+    ]
+    human = f"{args.user}: {unread} unread\n" + table(
+        ("id", "created_at", "severity", "kind", "title", "state"), rows
+    )
+    _print(args, human, {"unread": unread, "notifications": [notification_json(n) for n in found]})
+    return 0
+
+
+async def read(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    if args.all:
+        marked = await store.mark_all_read(args.user)
+        _print(args, f"marked {marked} notification(s) read", {"marked": marked})
+        return 0
+    if args.id is None:
+        print("give a notification ID or --all", file=sys.stderr)
+        return 2
+    if not await store.mark_read(args.user, args.id):
+        print(f"no notification {args.id} for user {args.user}", file=sys.stderr)
+        return 1
+    _print(args, f"marked {args.id} read", {"marked": 1})
+    return 0
+
+
+async def explain_event(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    record = await store.event_record(args.event_id)
+    if record is None:
+        print(f"no event {args.event_id}", file=sys.stderr)
+        return 1
+    sentence = record.explanation or (
+        f"rejected: {record.error}" if record.error else f"not decided yet ({record.status.value})"
+    )
+    human = (
+        f"event {record.event_id}: user {record.user_id}, kind {record.kind}, "
+        f"severity {record.severity}, {record.status.value}\n{sentence}"
+    )
+    _print(
+        args,
+        human,
+        {
+            "event_id": record.event_id,
+            "user_id": record.user_id,
+            "kind": record.kind,
+            "severity": record.severity,
+            "status": record.status.value,
+            "decision": outcome_to_mapping(record.outcome) if record.outcome else None,
+            "explanation": explain(record.outcome) if record.outcome else None,
+            "error": record.error,
+            "notification_id": record.notification_id,
+            "enqueued_at": record.enqueued_at,
+            "decided_at": record.decided_at,
+        },
+    )
+    return 0

@@ -1,0 +1,148 @@
+"""Settings for a tidings process, from defaults, a TOML file, the environment, flags.
+
+Later sources win: a flag beats ``TIDINGS_*`` in the environment, which beats the
+file. Every value is checked here, once, so a typo fails at start-up with the name
+of the setting rather than later in the loop.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from core import Channel, Policy, Severity
+from runner.dispatcher import DispatchOptions
+
+DEFAULT_DATABASE_URL = "sqlite:///tidings.db"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    policy: Policy = attrs.Factory(Policy)
+    dispatch: DispatchOptions = attrs.Factory(DispatchOptions)
+    lease: timedelta = timedelta(seconds=30)
+
+
+_ENVIRONMENT = {
+    "TIDINGS_DATABASE_URL": "database_url",
+    "TIDINGS_WORKERS": "workers",
+    "TIDINGS_INTAKE_SIZE": "intake_size",
+    "TIDINGS_BATCH_SIZE": "batch_size",
+    "TIDINGS_POLL_INTERVAL": "poll_interval",
+    "TIDINGS_LEASE_SECONDS": "lease_seconds",
+    "TIDINGS_COOLDOWN_SECONDS": "cooldown_seconds",
+    "TIDINGS_DEFAULT_CHANNELS": "default_channels",
+    "TIDINGS_DEFAULT_MIN_SEVERITY": "default_min_severity",
+}
+
+
+def _positive_int(name: str, value: object) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if number < 1:
+        raise ConfigError(f"{name} must be at least 1, got {number}")
+    return number
+
+
+def _positive_float(name: str, value: object) -> float:
+    try:
+        number = float(str(value))
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be above 0, got {number}")
+    return number
+
+
+def _channels(name: str, value: object) -> tuple[Channel, ...]:
+    names = value if isinstance(value, list) else str(value).split(",")
+    try:
+        return tuple(Channel(str(item).strip().lower()) for item in names if str(item).strip())
+    except ValueError as error:
+        raise ConfigError(f"{name}: {error}") from None
+
+
+def _severity(name: str, value: object) -> Severity:
+    try:
+        return Severity(str(value).strip().lower())
+    except ValueError:
+        raise ConfigError(f"{name} must be info, watch or critical, got {value!r}") from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError(f"config file {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path}: {error}") from None
+    return dict(data.get("tidings", data))
+
+
+def load_settings(
+    flags: Mapping[str, object],
+    environ: Mapping[str, str] = os.environ,
+    config_file: Path | None = None,
+) -> Settings:
+    """Merge the sources into checked Settings. ``flags`` holds only flags given."""
+    raw: dict[str, object] = {}
+    file_name = config_file or (
+        Path(environ["TIDINGS_CONFIG"]) if "TIDINGS_CONFIG" in environ else None
+    )
+    if file_name is not None:
+        raw.update(_read_file(file_name))
+    raw.update({key: environ[var] for var, key in _ENVIRONMENT.items() if var in environ})
+    raw.update({key: value for key, value in flags.items() if value is not None})
+    unknown = sorted(set(raw) - set(_ENVIRONMENT.values()))
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+    return _settings(raw)
+
+
+def _settings(raw: Mapping[str, object]) -> Settings:
+    defaults = Settings()
+    policy = defaults.policy
+    options = defaults.dispatch
+    if "cooldown_seconds" in raw:
+        seconds = _positive_float("cooldown_seconds", raw["cooldown_seconds"])
+        policy = attrs.evolve(policy, cooldown=timedelta(seconds=seconds))
+    if "default_channels" in raw:
+        channels = _channels("default_channels", raw["default_channels"])
+        policy = attrs.evolve(policy, default_channels=channels)
+    if "default_min_severity" in raw:
+        severity = _severity("default_min_severity", raw["default_min_severity"])
+        policy = attrs.evolve(policy, default_min_severity=severity)
+    if "workers" in raw:
+        options = attrs.evolve(options, workers=_positive_int("workers", raw["workers"]))
+    if "intake_size" in raw:
+        size = _positive_int("intake_size", raw["intake_size"])
+        options = attrs.evolve(options, intake_size=size)
+    if "batch_size" in raw:
+        size = _positive_int("batch_size", raw["batch_size"])
+        options = attrs.evolve(options, batch_size=size)
+    if "poll_interval" in raw:
+        interval = _positive_float("poll_interval", raw["poll_interval"])
+        options = attrs.evolve(options, poll_interval=interval)
+    lease = defaults.lease
+    if "lease_seconds" in raw:
+        lease = timedelta(seconds=_positive_float("lease_seconds", raw["lease_seconds"]))
+    return Settings(
+        database_url=str(raw.get("database_url", defaults.database_url)),
+        policy=policy,
+        dispatch=options,
+        lease=lease,
+    )

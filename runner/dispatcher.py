@@ -1,0 +1,233 @@
+"""The dispatch loop: claim from the durable intake, decide and record, deliver, settle.
+
+A feeder claims batches of stored events and routes each to one of N workers by
+(user, kind), so one key's events are decided in order while other keys proceed
+in parallel; the workers' queues together hold at most ``intake_size`` events, and a
+full queue stops the feeder claiming (back-pressure). Deliveries run as tasks
+outside any transaction (record first, then deliver, then settle), bounded per
+channel, and a retry loop claims deliveries whose next attempt is due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from functools import partial
+
+import attrs
+from returns.result import Failure, Result, Success
+
+from core import Event, Policy, Skip, decide_with, parse_event
+from core.ports import ChannelSender, Store
+from core.records import ChannelFailed, DeliveryJob, RecordedEvent, settled_status
+from core.retry import DEFAULT_RETRY_SCHEDULE, next_attempt_at
+from core.validation import InvalidEvent
+from core.values import Channel
+
+log = logging.getLogger("tidings.dispatch")
+
+
+@attrs.frozen(kw_only=True)
+class DispatchOptions:
+    """How hard to work. Defaults follow the reference (intake of 256) and DESIGN.md."""
+
+    workers: int = 4
+    intake_size: int = 256
+    batch_size: int = 64
+    poll_interval: float = 0.5
+    sends_per_channel: int = 16
+    retry_schedule: tuple[timedelta, ...] = DEFAULT_RETRY_SCHEDULE
+
+
+@attrs.frozen(kw_only=True)
+class DispatchSummary:
+    """What one run did, for the CLI's summary and for tests."""
+
+    notified: int
+    skipped: Mapping[str, int]
+    rejected: int
+    deliveries: Mapping[str, int]
+
+
+@attrs.define
+class _Tally:
+    notified: int = 0
+    skipped: Counter[str] = attrs.Factory(Counter)
+    rejected: int = 0
+    deliveries: Counter[str] = attrs.Factory(Counter)
+
+    def count(self, recorded: RecordedEvent) -> None:
+        if isinstance(recorded.outcome, Skip):
+            self.skipped[recorded.outcome.reason.value] += 1
+        else:
+            self.notified += 1
+            self.deliveries.update(
+                f"{c.value}:delivered" for c in recorded.outcome.channels if c is Channel.IN_APP
+            )
+
+    def summary(self) -> DispatchSummary:
+        return DispatchSummary(
+            notified=self.notified,
+            skipped=dict(self.skipped),
+            rejected=self.rejected,
+            deliveries=dict(self.deliveries),
+        )
+
+
+class Dispatcher:
+    """Runs the loop against one store. ``clock`` is the runner's "now"."""
+
+    def __init__(
+        self,
+        store: Store,
+        senders: Mapping[Channel, ChannelSender],
+        *,
+        worker_id: str,
+        policy: Policy = Policy(),  # noqa: B008 - frozen value
+        options: DispatchOptions = DispatchOptions(),
+        clock: Callable[[], datetime],
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._store = store
+        self._senders = senders
+        self._worker_id = worker_id
+        self._decide = partial(decide_with, policy=policy)
+        self._options = options
+        self._clock = clock
+        self._jitter = jitter
+        per_worker = max(1, options.intake_size // options.workers)
+        self._queues: list[asyncio.Queue[Event]] = [
+            asyncio.Queue(per_worker) for _ in range(options.workers)
+        ]
+        self._send_slots = {
+            channel: asyncio.Semaphore(options.sends_per_channel) for channel in Channel
+        }
+        self._sending: set[asyncio.Task[None]] = set()
+        self._tally = _Tally()
+        self._stopping = asyncio.Event()
+        self._in_hand = 0
+
+    def stop(self) -> None:
+        """Stop claiming new work; what was accepted is still finished."""
+        self._stopping.set()
+
+    async def run(self, *, until_idle: bool = False) -> DispatchSummary:
+        """Dispatch until ``stop()``, or with ``until_idle`` until nothing is left to do now.
+
+        A broken store stops the run with its exception: the events it held stay
+        claimed in the store, and another run takes them over when the claim expires.
+        """
+        async with asyncio.TaskGroup() as group:
+            workers = [group.create_task(self._work(queue)) for queue in self._queues]
+            group.create_task(self._retry_due())
+            try:
+                await self._feed(until_idle)
+                await asyncio.gather(*(queue.join() for queue in self._queues))
+            finally:
+                self._stopping.set()
+                for task in workers:
+                    task.cancel()
+        await self._finish_sends()
+        return self._tally.summary()
+
+    async def _feed(self, until_idle: bool) -> None:
+        while not self._stopping.is_set():
+            items = await self._store.claim_events(self._worker_id, self._options.batch_size)
+            for item in items:
+                await self._accept(item.event_id, parse_event(item.fields))
+            if items:
+                continue
+            if until_idle and await self._idle():
+                return
+            await self._pause()
+
+    async def _accept(self, event_id: str, parsed: Result[Event, InvalidEvent]) -> None:
+        match parsed:
+            case Success(event):
+                queue = self._queues[hash((event.user_id, event.kind)) % len(self._queues)]
+                self._in_hand += 1
+                await queue.put(event)
+            case Failure(error):
+                await self._reject(event_id, error)
+
+    async def _reject(self, event_id: str, error: InvalidEvent) -> None:
+        await self._store.reject_event(self._worker_id, event_id, error)
+        self._tally.rejected += 1
+        log.warning("event %s rejected: %s", event_id, error)
+
+    async def _idle(self) -> bool:
+        if self._in_hand or self._sending:
+            return False
+        return (await self._store.backlog()).empty
+
+    async def _pause(self) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), self._options.poll_interval)
+        except TimeoutError:
+            return
+
+    async def _work(self, queue: asyncio.Queue[Event]) -> None:
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < self._options.batch_size and not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                recorded = await self._store.record_decisions(self._worker_id, batch, self._decide)
+                self._note(recorded)
+            finally:
+                self._in_hand -= len(batch)
+                for _ in batch:
+                    queue.task_done()
+
+    def _note(self, recorded: Sequence[RecordedEvent]) -> None:
+        for decision in recorded:
+            self._tally.count(decision)
+            log.debug("event %s: %s", decision.event_id, decision.outcome)
+            for job in decision.jobs:
+                self._start_send(job)
+
+    def _start_send(self, job: DeliveryJob) -> None:
+        task = asyncio.create_task(self._send(job))
+        self._sending.add(task)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # A sender that raises has a bug; its claim expires and the send is retried.
+            log.error("delivery task failed", exc_info=task.exception())
+
+    async def _send(self, job: DeliveryJob) -> None:
+        sender = self._senders[job.channel]
+        async with self._send_slots[job.channel]:
+            outcome = await sender.send(job)
+        retry_at = None
+        if isinstance(outcome, ChannelFailed) and outcome.retryable:
+            retry_at = next_attempt_at(
+                self._clock(),
+                attempts_made=job.attempts + 1,
+                schedule=self._options.retry_schedule,
+                jitter=self._jitter(),
+                retry_after=outcome.retry_after,
+            )
+        settled = await self._store.settle_delivery(
+            self._worker_id, job.delivery_id, outcome, retry_at
+        )
+        status = settled_status(outcome, retry_at).value if settled else "claim_lost"
+        self._tally.deliveries[f"{job.channel.value}:{status}"] += 1
+
+    async def _retry_due(self) -> None:
+        while not self._stopping.is_set():
+            for job in await self._store.claim_due_deliveries(
+                self._worker_id, self._options.batch_size
+            ):
+                self._start_send(job)
+            await self._pause()
+
+    async def _finish_sends(self) -> None:
+        while self._sending:
+            await asyncio.gather(*list(self._sending), return_exceptions=True)

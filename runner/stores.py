@@ -1,0 +1,23 @@
+"""Open the store a database URL names. The runner is the only place that connects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from adapters.memory import MemoryStore
+from adapters.sqlite import SqliteStore
+from core.ports import Store
+from runner.config import ConfigError
+
+
+def open_store(url: str, clock: Callable[[], datetime], lease: timedelta) -> Store:
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``memory://``."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if not path:
+            raise ConfigError("database URL sqlite:/// needs a file path")
+        return SqliteStore(path, clock=clock, lease=lease)
+    if url == "memory://":
+        return MemoryStore(clock=clock, lease=lease)
+    raise ConfigError(f"database URL {url!r} is not supported (use sqlite:///PATH or memory://)")
