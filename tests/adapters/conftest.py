@@ -1,0 +1,112 @@
+"""Fixtures for the store contract suite: a controllable clock and one store per backend.
+
+Every store runs the same contract (``test_store_contract.py``). A backend is one entry
+in ``STORE_FACTORIES``: a function that builds the store from ``StoreSettings`` as an
+async context manager (set up whatever the backend needs, yield the store, tear it
+down). The ``store`` fixture migrates the store before the test and closes it after.
+
+There is no pytest-asyncio: each test gets one ``asyncio.Runner`` (the ``loop``
+fixture) that the fixtures and the test share, so a backend whose connections belong
+to an event loop (a PostgreSQL pool) is opened, used and closed on the same loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import attrs
+import pytest
+
+from adapters.memory import MemoryStore
+from adapters.sqlite import SqliteStore
+from core.ports import Store
+
+START = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+"""The fake clock's first reading; microseconds catch stores that round times."""
+
+LEASE = timedelta(seconds=30)
+"""The claim lease every store under test is built with."""
+
+
+class FakeClock:
+    """A clock that only moves when told: ``clock()`` reads it, ``advance`` moves it."""
+
+    def __init__(self, start: datetime = START) -> None:
+        if start.utcoffset() is None:
+            raise ValueError("the fake clock needs a timezone-aware start")
+        self._now = start
+
+    def __call__(self) -> datetime:
+        return self._now
+
+    def advance(self, delta: timedelta) -> datetime:
+        """Move forward by ``delta``; returns the new reading."""
+        self._now = self._now + delta
+        return self._now
+
+
+@attrs.frozen(kw_only=True)
+class StoreSettings:
+    """What a factory needs to build a store for one test."""
+
+    clock: FakeClock
+    lease: timedelta
+    directory: Path
+
+
+StoreFactory = Callable[[StoreSettings], AbstractAsyncContextManager[Store]]
+
+
+@asynccontextmanager
+async def memory_store(settings: StoreSettings) -> AsyncIterator[Store]:
+    yield MemoryStore(clock=settings.clock, lease=settings.lease)
+
+
+@asynccontextmanager
+async def sqlite_store(settings: StoreSettings) -> AsyncIterator[Store]:
+    yield SqliteStore(str(settings.directory / "tidings.db"), clock=settings.clock, lease=settings.lease)
+
+
+STORE_FACTORIES: dict[str, StoreFactory] = {
+    "memory": memory_store,
+    "sqlite": sqlite_store,
+}
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.Runner]:
+    """One event loop per test, shared by the ``store`` fixture and the test body."""
+    with asyncio.Runner() as runner:
+        yield runner
+
+
+async def _open_store(
+    factory: StoreFactory, settings: StoreSettings, stack: AsyncExitStack
+) -> Store:
+    store = await stack.enter_async_context(factory(settings))
+    stack.push_async_callback(store.close)
+    await store.migrate()
+    return store
+
+
+@pytest.fixture(params=list(STORE_FACTORIES))
+def store(
+    request: pytest.FixtureRequest, loop: asyncio.Runner, clock: FakeClock, tmp_path: Path
+) -> Iterator[Store]:
+    """A migrated store of each backend, closed (and torn down) after the test."""
+    factory = STORE_FACTORIES[str(request.param)]
+    settings = StoreSettings(clock=clock, lease=LEASE, directory=tmp_path)
+    stack = AsyncExitStack()
+    try:
+        yield loop.run(_open_store(factory, settings, stack))
+    finally:
+        loop.run(stack.aclose())

@@ -1,0 +1,173 @@
+"""The ``tidings`` command line, end to end on a real SQLite file, bad input included."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from runner.cli import main
+
+Tidings = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def tidings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Tidings:
+    """Run the CLI in-process against one database; returns (status, stdout, stderr)."""
+    database = f"sqlite:///{tmp_path / 'tidings.db'}"
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        status = main(["--database", database, *argv])
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    return run
+
+
+def event_line(**fields: object) -> str:
+    base: dict[str, object] = {
+        "user_id": "ana",
+        "kind": "overload",
+        "severity": "watch",
+        "title": "Overload",
+        "body": "Hours crossed 50",
+    }
+    base.update(fields)
+    return json.dumps(base)
+
+
+def test_migrate_is_idempotent(tidings: Tidings) -> None:
+    status, out, _ = tidings("--json", "migrate")
+    assert status == 0
+    assert json.loads(out) == {"applied": 0}  # the store migrates on open
+    assert tidings("migrate")[0] == 0
+
+
+def test_enqueue_rejects_bad_lines_alone_and_exits_2(tidings: Tidings, tmp_path: Path) -> None:
+    lines = [event_line(event_id=f"ok-{n}") for n in range(5)]
+    lines.insert(2, "{not json")
+    lines.insert(4, event_line(event_id="bad", severity="urgent", title="a\nb", extra=1))
+    lines.insert(5, "[1, 2]")
+    source = tmp_path / "events.jsonl"
+    source.write_text("\n".join(lines) + "\n\n")
+
+    status, out, err = tidings("--json", "enqueue", str(source))
+
+    assert status == 2
+    assert json.loads(out) == {"enqueued": 5, "duplicates": 0, "rejected": 3}
+    assert "line 3: not valid JSON" in err
+    assert "line 5: " in err
+    assert "severity: must be one of info, watch, critical, got 'urgent'" in err
+    assert "title: must not contain line breaks" in err
+    assert "extra: is not a known field" in err
+    assert "line 6: must be a JSON object, got list" in err
+
+
+def test_enqueue_assigns_ids_and_ignores_duplicates(tidings: Tidings, tmp_path: Path) -> None:
+    source = tmp_path / "events.jsonl"
+    source.write_text(event_line(event_id="same") + "\n" + event_line() + "\n")
+    assert tidings("enqueue", str(source))[0] == 0
+    status, out, _ = tidings("--json", "enqueue", str(source))
+    assert status == 0
+    assert json.loads(out) == {"enqueued": 1, "duplicates": 1, "rejected": 0}
+
+
+def test_send_run_inbox_read_and_explain(tidings: Tidings) -> None:
+    assert tidings("prefs", "set", "ana", "overload", "--channels", "in_app,email")[0] == 0
+    for event_id in ("first", "second"):
+        status, _, _ = tidings(
+            "send", "--user", "ana", "--kind", "overload", "--severity", "critical",
+            "--title", "Overload", "--body", "Hours crossed 60", "--event-id", event_id,
+            "--payload", '{"hours": 60}',
+        )  # fmt: skip
+        assert status == 0
+
+    status, out, _ = tidings("--json", "run", "--until-idle")
+    assert status == 0
+    assert json.loads(out) == {
+        "notified": 1,
+        "skipped": {"cooldown": 1},
+        "rejected": 0,
+        "deliveries": {"in_app:delivered": 1, "email:skipped": 1},
+    }
+
+    status, out, _ = tidings("--json", "inbox", "ana")
+    inbox = json.loads(out)
+    assert inbox["unread"] == 1
+    [notification] = inbox["notifications"]
+    assert notification["payload"] == {"hours": 60}
+    assert notification["dispatched_via"] == ["in_app"]
+
+    status, out, _ = tidings("explain", "second")
+    assert status == 0
+    assert "skipped: inside the cooldown for overload" in out
+
+    status, out, _ = tidings("--json", "explain", "first")
+    assert json.loads(out)["decision"]["channels"] == ["in_app", "email"]
+
+    assert tidings("read", "bob", notification["id"])[0] == 1  # not bob's
+    assert tidings("read", "ana", "no-such-id")[0] == 1
+    assert tidings("read", "ana", notification["id"])[0] == 0
+    assert tidings("read", "ana", notification["id"])[0] == 0  # idempotent
+    status, out, _ = tidings("--json", "inbox", "ana", "--unread")
+    assert json.loads(out) == {"unread": 0, "notifications": []}
+
+
+def test_send_with_bad_fields_names_each(tidings: Tidings) -> None:
+    status, _, err = tidings(
+        "send", "--user", "", "--kind", "_global", "--severity", "loud",
+        "--title", "x" * 201, "--body", "b", "--payload", "[1]",
+    )  # fmt: skip
+    assert status == 2
+    for field in ("user_id", "kind", "severity", "title", "payload_json"):
+        assert f"rejected: {field}:" in err
+
+
+def test_prefs_show_and_global_row(tidings: Tidings) -> None:
+    tidings("prefs", "set", "ana", "_global", "--channels", " Email ,IN_APP,email,pager")
+    tidings("prefs", "set", "ana", "digest", "--channels", "", "--min-severity", "watch")
+    status, out, _ = tidings("--json", "prefs", "show", "ana")
+    assert status == 0
+    assert json.loads(out) == {
+        "_global": {"channels": ["email", "in_app", "pager"], "min_severity": "info"},
+        "digest": {"channels": [], "min_severity": "watch"},
+    }
+    assert tidings("prefs", "set", "ana", "x", "--channels", "email", "--min-severity", "loud")[
+        0
+    ] == 2
+
+
+def test_explain_unknown_event(tidings: Tidings) -> None:
+    status, _, err = tidings("explain", "nope")
+    assert status == 1
+    assert "no event nope" in err
+
+
+def test_bad_settings_are_named(tidings: Tidings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIDINGS_WORKERS", "many")
+    status, _, err = tidings("run", "--until-idle")
+    assert status == 2
+    assert "workers must be a whole number, got 'many'" in err
+
+
+def test_console_script_runs_the_demo(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("tidings")
+    result = subprocess.run(
+        [str(script), "demo"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={**os.environ, "TIDINGS_DATABASE_URL": "sqlite:///ignored.db"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "skipped: inside the cooldown for burnout_overload" in result.stdout
+    assert "rejected at the door" in result.stdout
+    assert "ana's inbox (2 unread)" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # the demo leaves nothing behind
