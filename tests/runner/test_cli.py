@@ -137,9 +137,9 @@ def test_prefs_show_and_global_row(tidings: Tidings) -> None:
         "_global": {"channels": ["email", "in_app", "pager"], "min_severity": "info"},
         "digest": {"channels": [], "min_severity": "watch"},
     }
-    assert tidings("prefs", "set", "ana", "x", "--channels", "email", "--min-severity", "loud")[
-        0
-    ] == 2
+    assert (
+        tidings("prefs", "set", "ana", "x", "--channels", "email", "--min-severity", "loud")[0] == 2
+    )
 
 
 def test_explain_unknown_event(tidings: Tidings) -> None:
