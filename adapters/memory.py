@@ -7,6 +7,7 @@ completion without awaiting, so each call is atomic.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -135,6 +136,18 @@ class MemoryStore:
             for row in self._deliveries.values()
         )
         return Backlog(events=events, due_deliveries=due)
+
+    async def renew_claims(self, worker_id: str) -> None:
+        until = self._clock() + self._lease
+        for event_id, row in self._events.items():
+            if row.status is EventStatus.CLAIMED and row.claimed_by == worker_id:
+                self._events[event_id] = attrs.evolve(row, lease_until=until)
+        for delivery_id, delivery in self._deliveries.items():
+            if delivery.claimed_by == worker_id:
+                self._deliveries[delivery_id] = attrs.evolve(delivery, lease_until=until)
+
+    async def wait_for_events(self, at_most: float) -> None:
+        await asyncio.sleep(at_most)
 
     # -- decisions -----------------------------------------------------------------
 

@@ -29,6 +29,14 @@ from core.validation import InvalidEvent
 from core.values import Event, Preference
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be reached right now (connection refused or lost).
+
+    The one exception a store raises on purpose: the runner waits and retries, since
+    every promise is kept in the database and nothing is lost by trying again.
+    """
+
+
 class DecideFn(Protocol):
     """The decision with the policy already bound; the store supplies inputs and now."""
 
@@ -55,6 +63,15 @@ class EventIntake(Protocol):
 
     async def backlog(self) -> Backlog:
         """What is not finished: events not terminal, deliveries due now."""
+        ...
+
+    async def renew_claims(self, worker_id: str) -> None:
+        """Extend the leases of the events and deliveries ``worker_id`` holds, so a live
+        worker keeps its work while a dead one's expires and is taken over."""
+        ...
+
+    async def wait_for_events(self, at_most: float) -> None:
+        """Return when new events may have arrived, or after ``at_most`` seconds."""
         ...
 
 

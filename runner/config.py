@@ -140,6 +140,8 @@ def _settings(raw: Mapping[str, object]) -> Settings:
     lease = defaults.lease
     if "lease_seconds" in raw:
         lease = timedelta(seconds=_positive_float("lease_seconds", raw["lease_seconds"]))
+    # Renew well before expiry: a live runner must never look dead.
+    options = attrs.evolve(options, renew_interval=lease.total_seconds() / 3)
     return Settings(
         database_url=str(raw.get("database_url", defaults.database_url)),
         policy=policy,

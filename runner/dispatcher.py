@@ -14,21 +14,24 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
+from typing import TypeVar
 
 import attrs
 from returns.result import Failure, Result, Success
 
 from core import Event, Policy, Skip, decide_with, parse_event
-from core.ports import ChannelSender, Store
+from core.ports import ChannelSender, Store, StoreUnavailable
 from core.records import ChannelFailed, DeliveryJob, RecordedEvent, settled_status
 from core.retry import DEFAULT_RETRY_SCHEDULE, next_attempt_at
 from core.validation import InvalidEvent
 from core.values import Channel
 
 log = logging.getLogger("tidings.dispatch")
+
+_T = TypeVar("_T")
 
 
 @attrs.frozen(kw_only=True)
@@ -40,6 +43,7 @@ class DispatchOptions:
     batch_size: int = 64
     poll_interval: float = 0.5
     sends_per_channel: int = 16
+    renew_interval: float = 10.0
     retry_schedule: tuple[timedelta, ...] = DEFAULT_RETRY_SCHEDULE
 
 
@@ -124,6 +128,7 @@ class Dispatcher:
         async with asyncio.TaskGroup() as group:
             workers = [group.create_task(self._work(queue)) for queue in self._queues]
             group.create_task(self._retry_due())
+            group.create_task(self._renew_claims())
             try:
                 await self._feed(until_idle)
                 await asyncio.gather(*(queue.join() for queue in self._queues))
@@ -136,14 +141,16 @@ class Dispatcher:
 
     async def _feed(self, until_idle: bool) -> None:
         while not self._stopping.is_set():
-            items = await self._store.claim_events(self._worker_id, self._options.batch_size)
+            items = await self._patiently(
+                lambda: self._store.claim_events(self._worker_id, self._options.batch_size)
+            )
             for item in items:
                 await self._accept(item.event_id, parse_event(item.fields))
             if items:
                 continue
             if until_idle and await self._idle():
                 return
-            await self._pause()
+            await self._store.wait_for_events(self._options.poll_interval)
 
     async def _accept(self, event_id: str, parsed: Result[Event, InvalidEvent]) -> None:
         match parsed:
@@ -155,20 +162,48 @@ class Dispatcher:
                 await self._reject(event_id, error)
 
     async def _reject(self, event_id: str, error: InvalidEvent) -> None:
-        await self._store.reject_event(self._worker_id, event_id, error)
+        await self._patiently(lambda: self._store.reject_event(self._worker_id, event_id, error))
         self._tally.rejected += 1
         log.warning("event %s rejected: %s", event_id, error)
 
     async def _idle(self) -> bool:
         if self._in_hand or self._sending:
             return False
-        return (await self._store.backlog()).empty
+        return (await self._patiently(self._store.backlog)).empty
 
-    async def _pause(self) -> None:
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when asked to stop."""
         try:
-            await asyncio.wait_for(self._stopping.wait(), self._options.poll_interval)
+            await asyncio.wait_for(self._stopping.wait(), seconds)
         except TimeoutError:
             return
+
+    async def _patiently(self, operation: Callable[[], Awaitable[_T]]) -> _T:
+        """Run a store call, waiting out an unreachable store with capped backoff.
+
+        Nothing is lost meanwhile: claims not renewed expire and are taken over,
+        and a worker that lost its claim is fenced out when it comes back.
+        """
+        delay = 0.1
+        failing = False
+        while True:
+            try:
+                result = await operation()
+            except StoreUnavailable as error:
+                if not failing:
+                    log.warning("store unreachable, retrying with backoff: %s", error)
+                failing = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if failing:
+                log.warning("store reachable again, resuming")
+            return result
+
+    async def _renew_claims(self) -> None:
+        while not self._stopping.is_set():
+            await self._pause(self._options.renew_interval)
+            await self._patiently(lambda: self._store.renew_claims(self._worker_id))
 
     async def _work(self, queue: asyncio.Queue[Event]) -> None:
         while True:
@@ -176,7 +211,9 @@ class Dispatcher:
             while len(batch) < self._options.batch_size and not queue.empty():
                 batch.append(queue.get_nowait())
             try:
-                recorded = await self._store.record_decisions(self._worker_id, batch, self._decide)
+                recorded = await self._patiently(
+                    partial(self._store.record_decisions, self._worker_id, batch, self._decide)
+                )
                 self._note(recorded)
             finally:
                 self._in_hand -= len(batch)
@@ -214,19 +251,20 @@ class Dispatcher:
                 jitter=self._jitter(),
                 retry_after=outcome.retry_after,
             )
-        settled = await self._store.settle_delivery(
-            self._worker_id, job.delivery_id, outcome, retry_at
+        settled = await self._patiently(
+            lambda: self._store.settle_delivery(self._worker_id, job.delivery_id, outcome, retry_at)
         )
         status = settled_status(outcome, retry_at).value if settled else "claim_lost"
         self._tally.deliveries[f"{job.channel.value}:{status}"] += 1
 
     async def _retry_due(self) -> None:
         while not self._stopping.is_set():
-            for job in await self._store.claim_due_deliveries(
-                self._worker_id, self._options.batch_size
-            ):
+            due = await self._patiently(
+                lambda: self._store.claim_due_deliveries(self._worker_id, self._options.batch_size)
+            )
+            for job in due:
                 self._start_send(job)
-            await self._pause()
+            await self._pause(self._options.poll_interval)
 
     async def _finish_sends(self) -> None:
         while self._sending:

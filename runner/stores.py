@@ -6,13 +6,17 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from adapters.memory import MemoryStore
+from adapters.postgres import PostgresStore
 from adapters.sqlite import SqliteStore
 from core.ports import Store
 from runner.config import ConfigError
 
 
 def open_store(url: str, clock: Callable[[], datetime], lease: timedelta) -> Store:
-    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``memory://``."""
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``postgresql://...`` or
+    ``memory://``. PostgreSQL keeps time by its own clock, shared by every runner."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(url, lease=lease)
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if not path:
@@ -20,4 +24,6 @@ def open_store(url: str, clock: Callable[[], datetime], lease: timedelta) -> Sto
         return SqliteStore(path, clock=clock, lease=lease)
     if url == "memory://":
         return MemoryStore(clock=clock, lease=lease)
-    raise ConfigError(f"database URL {url!r} is not supported (use sqlite:///PATH or memory://)")
+    raise ConfigError(
+        f"database URL {url!r} is not supported (use sqlite:///PATH, postgresql://... or memory://)"
+    )

@@ -186,6 +186,21 @@ class SqliteStore:
 
         return await self._call(count)
 
+    async def renew_claims(self, worker_id: str) -> None:
+        def renew(connection: sqlite3.Connection) -> None:
+            values = (rows.time_text(self._clock() + self._lease), worker_id)
+            connection.execute(
+                "UPDATE events SET lease_until = ? WHERE claimed_by = ? AND status = 'claimed'",
+                values,
+            )
+            connection.execute("UPDATE deliveries SET lease_until = ? WHERE claimed_by = ?", values)
+
+        await self._call(self._write, renew)
+
+    async def wait_for_events(self, at_most: float) -> None:
+        # SQLite has no notifications; the runner's poll interval is the wait.
+        await asyncio.sleep(at_most)
+
     # -- decisions -----------------------------------------------------------------
 
     async def record_decisions(

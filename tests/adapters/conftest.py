@@ -68,7 +68,9 @@ async def memory_store(settings: StoreSettings) -> AsyncIterator[Store]:
 
 @asynccontextmanager
 async def sqlite_store(settings: StoreSettings) -> AsyncIterator[Store]:
-    yield SqliteStore(str(settings.directory / "tidings.db"), clock=settings.clock, lease=settings.lease)
+    yield SqliteStore(
+        str(settings.directory / "tidings.db"), clock=settings.clock, lease=settings.lease
+    )
 
 
 STORE_FACTORIES: dict[str, StoreFactory] = {

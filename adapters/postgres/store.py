@@ -1,0 +1,360 @@
+"""The production store: PostgreSQL through psycopg 3 (async) and a connection pool.
+
+Any number of runners on any number of machines share one database. Claims use
+``FOR UPDATE SKIP LOCKED`` with a lease; decisions are serialised per (user, kind)
+(see ``decisions``); times come from the database clock unless a clock is injected
+(tests). A lost connection surfaces as ``StoreUnavailable``, which the runner waits
+out: every promise lives in the database, so retrying loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+
+import psycopg
+import psycopg_pool
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.rows import dict_row
+
+from adapters.migrations import load_migrations
+from adapters.postgres import rows
+from adapters.postgres.decisions import record_batch
+from adapters.postgres.rows import NOTIFICATION_COLUMNS, Row
+from core import Event, Preference, normalise_channel_names
+from core.ports import DecideFn, StoreUnavailable
+from core.records import (
+    Backlog,
+    ChannelOutcome,
+    DeliveryJob,
+    DeliveryRecord,
+    DeliveryStatus,
+    EventRecord,
+    IntakeItem,
+    Notification,
+    RecordedEvent,
+    settled_note,
+    settled_status,
+)
+from core.validation import InvalidEvent
+
+_MIGRATION_LOCK = 0x7469_6469_6E67_73  # "tidings"
+_WAKE_CHANNEL = "tidings_events"
+
+
+class PostgresStore:
+    """Every port on PostgreSQL. Pass ``clock`` only to override the database clock."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        lease: timedelta = timedelta(seconds=30),
+        clock: Callable[[], datetime] | None = None,
+        pool_size: int = 8,
+    ) -> None:
+        self._url = url
+        self._lease = lease
+        self._clock = clock
+        self._pool = psycopg_pool.AsyncConnectionPool(
+            url,
+            open=False,
+            min_size=1,
+            max_size=pool_size,
+            timeout=10.0,
+            reconnect_timeout=0,
+            check=psycopg_pool.AsyncConnectionPool.check_connection,
+            kwargs={"autocommit": True},
+        )
+        self._opened = False
+        self._listener: AsyncConnection[tuple[object, ...]] | None = None
+
+    @asynccontextmanager
+    async def _cursor(self, *, transaction: bool = True) -> AsyncIterator[AsyncCursor[Row]]:
+        """A cursor in a transaction; connection trouble becomes ``StoreUnavailable``."""
+        try:
+            if not self._opened:
+                await self._pool.open(wait=False)
+                self._opened = True
+            async with self._pool.connection() as connection:
+                cursor = connection.cursor(row_factory=dict_row)
+                if transaction:
+                    async with connection.transaction():
+                        yield cursor
+                else:
+                    yield cursor
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as error:
+            raise StoreUnavailable(f"PostgreSQL unavailable: {error}") from error
+
+    async def _now(self, cursor: AsyncCursor[Row]) -> datetime:
+        if self._clock is not None:
+            return self._clock()
+        await cursor.execute("SELECT clock_timestamp() AS now")
+        row = await cursor.fetchone()
+        assert row is not None
+        now: datetime = row["now"]
+        return now
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+        await self._pool.close()
+
+    async def migrate(self) -> int:
+        async with self._cursor() as cursor:
+            await cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            await cursor.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            await cursor.execute("SELECT version FROM schema_migrations")
+            applied = {row["version"] for row in await cursor.fetchall()}
+            pending = [m for m in load_migrations("adapters.postgres") if m.version not in applied]
+            for migration in pending:
+                await cursor.execute(migration.sql.encode())
+                await cursor.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+        return len(pending)
+
+    # -- intake --------------------------------------------------------------------
+
+    async def enqueue(self, events: Sequence[Event]) -> int:
+        async with self._cursor() as cursor:
+            now = await self._now(cursor)
+            await cursor.execute(
+                "INSERT INTO events (event_id, user_id, kind, severity, title, body,"
+                " payload_json, enqueued_at)"
+                " SELECT *, %s::timestamptz FROM unnest(%s::text[], %s::text[], %s::text[],"
+                " %s::text[], %s::text[], %s::text[], %s::text[])"
+                " ON CONFLICT (event_id) DO NOTHING",
+                (
+                    now, [e.event_id for e in events], [e.user_id for e in events],
+                    [e.kind for e in events], [e.severity.value for e in events],
+                    [e.title for e in events], [e.body for e in events],
+                    [e.payload_json for e in events],
+                ),
+            )  # fmt: skip
+            return cursor.rowcount
+
+    async def claim_events(self, worker_id: str, limit: int) -> Sequence[IntakeItem]:
+        async with self._cursor() as cursor:
+            now = await self._now(cursor)
+            await cursor.execute(
+                "UPDATE events SET status = 'claimed', claimed_by = %(worker)s,"
+                " lease_until = %(lease)s WHERE seq IN (SELECT seq FROM events"
+                "  WHERE status = 'pending' OR (status = 'claimed' AND lease_until <= %(now)s)"
+                "  ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+                " RETURNING seq, event_id, user_id, kind, severity, title, body, payload_json",
+                {"worker": worker_id, "lease": now + self._lease, "now": now, "limit": limit},
+            )
+            found = sorted(await cursor.fetchall(), key=lambda row: int(row["seq"]))
+        return [rows.intake_item_from_row(row) for row in found]
+
+    async def reject_event(self, worker_id: str, event_id: str, error: InvalidEvent) -> None:
+        async with self._cursor() as cursor:
+            now = await self._now(cursor)
+            await cursor.execute(
+                "UPDATE events SET status = 'rejected', error = %s, decided_at = %s,"
+                " claimed_by = NULL, lease_until = NULL"
+                " WHERE event_id = %s AND status = 'claimed' AND claimed_by = %s",
+                (str(error), now, event_id, worker_id),
+            )
+
+    async def backlog(self) -> Backlog:
+        async with self._cursor() as cursor:
+            now = await self._now(cursor)
+            await cursor.execute(
+                "SELECT (SELECT count(*) FROM events WHERE status IN ('pending', 'claimed'))"
+                " AS events, (SELECT count(*) FROM deliveries WHERE status IN"
+                " ('pending', 'failed') AND next_attempt_at <= %s) AS due",
+                (now,),
+            )
+            row = await cursor.fetchone()
+        assert row is not None
+        return Backlog(events=row["events"], due_deliveries=row["due"])
+
+    async def renew_claims(self, worker_id: str) -> None:
+        # SKIP LOCKED: rows being recorded right now are about to be released anyway,
+        # and waiting on them could deadlock with that very transaction.
+        async with self._cursor() as cursor:
+            now = await self._now(cursor)
+            values = {"lease": now + self._lease, "worker": worker_id}
+            await cursor.execute(
+                "UPDATE events SET lease_until = %(lease)s WHERE seq IN (SELECT seq FROM events"
+                " WHERE status = 'claimed' AND claimed_by = %(worker)s FOR UPDATE SKIP LOCKED)",
+                values,
+            )
+            await cursor.execute(
+                "UPDATE deliveries SET lease_until = %(lease)s WHERE id IN (SELECT id FROM"
+                " deliveries WHERE claimed_by = %(worker)s FOR UPDATE SKIP LOCKED)",
+                values,
+            )
+
+    async def wait_for_events(self, at_most: float) -> None:
+        """Sleep until a NOTIFY on new events or ``at_most`` seconds; polling covers
+        any wake-up lost while the listening connection was down."""
+        try:
+            if self._listener is None or self._listener.closed:
+                self._listener = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+                await self._listener.execute(f"LISTEN {_WAKE_CHANNEL}")
+            async for _ in self._listener.notifies(timeout=at_most, stop_after=1):
+                break
+        except psycopg.OperationalError:
+            self._listener = None
+            await asyncio.sleep(at_most)
+
+    # -- decisions -----------------------------------------------------------------
+
+    async def record_decisions(
+        self, worker_id: str, events: Sequence[Event], decide: DecideFn
+    ) -> Sequence[RecordedEvent]:
+        async with self._cursor() as cursor:
+            now = self._clock() if self._clock is not None else None
+            return await record_batch(cursor, worker_id, events, decide, now=now, lease=self._lease)
+
+    async def event_record(self, event_id: str) -> EventRecord | None:
+        async with self._cursor(transaction=False) as cursor:
+            await cursor.execute("SELECT * FROM events WHERE event_id = %s", (event_id,))
+            row = await cursor.fetchone()
+        return rows.event_record_from_row(row) if row else None
+
+    # -- deliveries ----------------------------------------------------------------
+
+    async def claim_due_deliveries(self, worker_id: str, limit: int) -> Sequence[DeliveryJob]:
+        async with self._cursor() as cursor:
+            now = await self._now(cursor)
+            await cursor.execute(
+                "WITH claimed AS (UPDATE deliveries SET claimed_by = %(worker)s,"
+                " lease_until = %(lease)s WHERE id IN (SELECT id FROM deliveries"
+                "  WHERE status IN ('pending', 'failed') AND next_attempt_at <= %(now)s"
+                "  AND (claimed_by IS NULL OR lease_until <= %(now)s)"
+                "  ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+                " RETURNING id, notification_id, channel, attempts)"
+                f" SELECT c.id AS delivery_id, c.channel, c.attempts, {NOTIFICATION_COLUMNS}"
+                " FROM claimed c JOIN notifications n ON n.id = c.notification_id",
+                {"worker": worker_id, "lease": now + self._lease, "now": now, "limit": limit},
+            )
+            found = await cursor.fetchall()
+        return [rows.delivery_job_from_row(row) for row in found]
+
+    async def settle_delivery(
+        self,
+        worker_id: str,
+        delivery_id: str,
+        outcome: ChannelOutcome,
+        retry_at: datetime | None,
+    ) -> bool:
+        status = settled_status(outcome, retry_at)
+        async with self._cursor() as cursor:
+            now = await self._now(cursor)
+            await cursor.execute(
+                "UPDATE deliveries SET status = %(status)s, last_error = %(note)s,"
+                " next_attempt_at = %(next)s, attempts = attempts + 1,"
+                " delivered_at = CASE WHEN %(status)s = 'delivered' THEN %(now)s"
+                "  ELSE delivered_at END, claimed_by = NULL, lease_until = NULL"
+                " WHERE id = %(id)s AND claimed_by = %(worker)s"
+                " AND status IN ('pending', 'failed') RETURNING notification_id, channel",
+                {
+                    "status": status.value,
+                    "note": settled_note(outcome),
+                    "next": retry_at if status is DeliveryStatus.FAILED else None,
+                    "now": now,
+                    "id": delivery_id,
+                    "worker": worker_id,
+                },
+            )
+            settled = await cursor.fetchone()
+            if settled is not None and status is DeliveryStatus.DELIVERED:
+                await cursor.execute(
+                    "UPDATE notifications SET dispatched_via = array_append(dispatched_via, %s)"
+                    " WHERE id = %s AND NOT (%s = ANY (dispatched_via))",
+                    (settled["channel"], settled["notification_id"], settled["channel"]),
+                )
+        return settled is not None
+
+    async def deliveries(
+        self, status: DeliveryStatus | None = None, limit: int = 100
+    ) -> Sequence[DeliveryRecord]:
+        async with self._cursor(transaction=False) as cursor:
+            await cursor.execute(
+                "SELECT d.id AS delivery_id, d.notification_id, d.channel, d.status, d.attempts,"
+                " d.next_attempt_at, d.last_error, d.delivered_at, n.user_id, n.kind"
+                " FROM deliveries d JOIN notifications n ON n.id = d.notification_id"
+                " WHERE %(status)s::text IS NULL OR d.status = %(status)s"
+                " ORDER BY n.created_at DESC, d.channel LIMIT %(limit)s",
+                {"status": status.value if status else None, "limit": limit},
+            )
+            found = await cursor.fetchall()
+        return [rows.delivery_record_from_row(row) for row in found]
+
+    # -- inbox ---------------------------------------------------------------------
+
+    async def inbox(
+        self, user_id: str, *, unread_only: bool = False, limit: int = 50
+    ) -> Sequence[Notification]:
+        async with self._cursor(transaction=False) as cursor:
+            await cursor.execute(
+                f"SELECT {NOTIFICATION_COLUMNS} FROM notifications n WHERE n.user_id = %s"
+                " AND (NOT %s OR n.read_at IS NULL) ORDER BY n.created_at DESC LIMIT %s",
+                (user_id, unread_only, limit),
+            )
+            found = await cursor.fetchall()
+        return [rows.notification_from_row(row) for row in found]
+
+    async def unread_count(self, user_id: str) -> int:
+        async with self._cursor(transaction=False) as cursor:
+            await cursor.execute(
+                "SELECT count(*) AS unread FROM notifications"
+                " WHERE user_id = %s AND read_at IS NULL",
+                (user_id,),
+            )
+            row = await cursor.fetchone()
+        assert row is not None
+        return int(row["unread"])
+
+    async def mark_read(self, user_id: str, notification_id: str) -> bool:
+        async with self._cursor() as cursor:
+            now = await self._now(cursor)
+            await cursor.execute(
+                "UPDATE notifications SET read_at = coalesce(read_at, %s)"
+                " WHERE id = %s AND user_id = %s RETURNING id",
+                (now, notification_id, user_id),
+            )
+            return await cursor.fetchone() is not None
+
+    async def mark_all_read(self, user_id: str) -> int:
+        async with self._cursor() as cursor:
+            now = await self._now(cursor)
+            await cursor.execute(
+                "UPDATE notifications SET read_at = %s WHERE user_id = %s AND read_at IS NULL",
+                (now, user_id),
+            )
+            return cursor.rowcount
+
+    # -- preferences ---------------------------------------------------------------
+
+    async def set_preference(self, user_id: str, kind: str, preference: Preference) -> Preference:
+        stored = Preference(normalise_channel_names(preference.channels), preference.min_severity)
+        async with self._cursor() as cursor:
+            now = await self._now(cursor)
+            await cursor.execute(
+                "INSERT INTO notification_preferences VALUES (%s, %s, %s, %s, %s)"
+                " ON CONFLICT (user_id, kind) DO UPDATE SET channels = excluded.channels,"
+                " min_severity = excluded.min_severity, updated_at = excluded.updated_at",
+                (user_id, kind, list(stored.channels), stored.min_severity.value, now),
+            )
+        return stored
+
+    async def preferences(self, user_id: str) -> Mapping[str, Preference]:
+        async with self._cursor(transaction=False) as cursor:
+            await cursor.execute(
+                "SELECT kind, channels, min_severity FROM notification_preferences"
+                " WHERE user_id = %s ORDER BY kind",
+                (user_id,),
+            )
+            found = await cursor.fetchall()
+        return {row["kind"]: rows.preference_from_row(row) for row in found}

@@ -1,0 +1,1352 @@
+"""The store contract: one suite, run against every store (see ``conftest.STORE_FACTORIES``).
+
+It states what the runner relies on from ``core.ports.Store``: the durable intake and
+its leases, decisions recorded atomically with their cooldown, the fencing of claims,
+the delivery outbox and its retries, the inbox and the preferences. Each test drives a
+store through its ports only and checks the end state through its ports only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import partial
+
+import pytest
+
+from core import (
+    GLOBAL_KIND,
+    Channel,
+    Event,
+    Plan,
+    Policy,
+    Preference,
+    PreferenceSource,
+    Severity,
+    Skip,
+    SkipReason,
+    decide_with,
+    explain,
+    parse_event,
+)
+from core.ports import DecideFn, Store
+from core.records import (
+    Backlog,
+    ChannelFailed,
+    ChannelSkipped,
+    Delivered,
+    DeliveryJob,
+    DeliveryRecord,
+    DeliveryStatus,
+    EventStatus,
+    Notification,
+    RecordedEvent,
+)
+from core.validation import MAX_BODY_BYTES
+from tests.adapters.conftest import LEASE, START, FakeClock
+
+DECIDE: DecideFn = partial(decide_with, policy=Policy())
+COOLDOWN = Policy().cooldown
+W1 = "worker-1"
+W2 = "worker-2"
+USER = "u42"
+KIND = "burnout_overload"
+ALL_CHANNELS = Preference(("in_app", "email", "webhook"), Severity.INFO)
+
+
+def make_event(
+    event_id: str,
+    *,
+    user_id: str = USER,
+    kind: str = KIND,
+    severity: Severity = Severity.WATCH,
+    title: str = "Overload threshold crossed",
+    body: str = "Your load went over 80% this week.",
+    payload_json: str | None = None,
+) -> Event:
+    return Event(
+        event_id=event_id,
+        user_id=user_id,
+        kind=kind,
+        severity=severity,
+        title=title,
+        body=body,
+        payload_json=payload_json,
+    )
+
+
+async def claim(store: Store, worker_id: str, limit: int = 100) -> list[Event]:
+    """Claim events and parse their stored fields, as the runner does."""
+    return [
+        parse_event(item.fields).unwrap() for item in await store.claim_events(worker_id, limit)
+    ]
+
+
+async def submit(store: Store, events: Sequence[Event], worker_id: str = W1) -> list[RecordedEvent]:
+    """Enqueue, claim and record ``events`` (nothing else may be open in the store)."""
+    assert await store.enqueue(events) == len(events)
+    claimed = await claim(store, worker_id)
+    assert claimed == list(events)
+    return list(await store.record_decisions(worker_id, claimed, DECIDE))
+
+
+async def submit_one(store: Store, event: Event, worker_id: str = W1) -> RecordedEvent:
+    [recorded] = await submit(store, [event], worker_id)
+    return recorded
+
+
+async def delivery(store: Store, delivery_id: str) -> DeliveryRecord:
+    [found] = [d for d in await store.deliveries(limit=1000) if d.delivery_id == delivery_id]
+    return found
+
+
+async def notification(store: Store, user_id: str, notification_id: str) -> Notification:
+    [found] = [n for n in await store.inbox(user_id, limit=1000) if n.id == notification_id]
+    return found
+
+
+async def only_job(
+    store: Store, channel: Channel = Channel.EMAIL
+) -> tuple[RecordedEvent, DeliveryJob]:
+    """Record one event whose plan is in-app plus ``channel``; returns it and its job."""
+    await store.set_preference(USER, KIND, Preference(("in_app", channel.value), Severity.INFO))
+    recorded = await submit_one(store, make_event("e1"))
+    [job] = recorded.jobs
+    return recorded, job
+
+
+# -- migrations ----------------------------------------------------------------------
+
+
+def test_migrate_again_applies_nothing_and_keeps_data(store: Store, loop: asyncio.Runner) -> None:
+    async def scenario() -> None:
+        await store.enqueue([make_event("e1")])
+        await store.set_preference(USER, KIND, ALL_CHANNELS)
+
+        assert await store.migrate() == 0
+        assert await store.migrate() == 0
+
+        record = await store.event_record("e1")
+        assert record is not None
+        assert record.status is EventStatus.PENDING
+        assert await store.preferences(USER) == {KIND: ALL_CHANNELS}
+
+    loop.run(scenario())
+
+
+# -- intake --------------------------------------------------------------------------
+
+
+def test_enqueue_counts_new_events_and_ignores_known_ids(
+    store: Store, loop: asyncio.Runner
+) -> None:
+    async def scenario() -> None:
+        first = make_event("e1", title="first title")
+        assert await store.enqueue([first, make_event("e2"), first]) == 2
+        assert await store.enqueue([make_event("e1", title="second title"), make_event("e3")]) == 1
+        assert await store.enqueue([]) == 0
+
+        events = await claim(store, W1)
+        assert [e.event_id for e in events] == ["e1", "e2", "e3"]
+        assert events[0] == first
+        assert (await store.backlog()).events == 3
+
+    loop.run(scenario())
+
+
+def test_enqueue_of_a_decided_event_id_does_not_reopen_it(
+    store: Store, loop: asyncio.Runner
+) -> None:
+    async def scenario() -> None:
+        recorded = await submit_one(store, make_event("e1"))
+
+        assert await store.enqueue([make_event("e1", title="again")]) == 0
+
+        assert await store.claim_events(W1, 10) == []
+        record = await store.event_record("e1")
+        assert record is not None
+        assert record.status is EventStatus.NOTIFIED
+        assert record.title == "Overload threshold crossed"
+        assert record.notification_id == recorded.notification_id
+        assert await store.backlog() == Backlog(events=0, due_deliveries=0)
+
+    loop.run(scenario())
+
+
+def test_pending_event_record(store: Store, loop: asyncio.Runner, clock: FakeClock) -> None:
+    async def scenario() -> None:
+        await store.enqueue([make_event("e1", severity=Severity.CRITICAL)])
+
+        record = await store.event_record("e1")
+        assert record is not None
+        assert (record.event_id, record.user_id, record.kind) == ("e1", USER, KIND)
+        assert record.severity == "critical"
+        assert record.title == "Overload threshold crossed"
+        assert record.status is EventStatus.PENDING
+        assert record.enqueued_at == clock()
+        assert record.outcome is None
+        assert record.explanation is None
+        assert record.error is None
+        assert record.decided_at is None
+        assert record.notification_id is None
+
+    loop.run(scenario())
+
+
+def test_event_record_of_unknown_id_is_none(store: Store, loop: asyncio.Runner) -> None:
+    async def scenario() -> None:
+        await store.enqueue([make_event("e1")])
+        assert await store.event_record("nope") is None
+
+    loop.run(scenario())
+
+
+def test_claim_returns_oldest_first_with_fields_that_round_trip(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    with_payload = make_event(
+        "e1",
+        severity=Severity.CRITICAL,
+        payload_json='{"load":0.93,"threshold":0.8,"team":["a","b"],"note":"é"}',
+    )
+    without_payload = make_event("e2", user_id="u7", kind="other_kind", severity=Severity.INFO)
+    later = make_event("e0", title="enqueued last, id sorts first")
+
+    async def scenario() -> None:
+        await store.enqueue([with_payload, without_payload])
+        clock.advance(timedelta(seconds=1))
+        await store.enqueue([later])
+
+        items = await store.claim_events(W1, 10)
+
+        assert [item.event_id for item in items] == ["e1", "e2", "e0"]
+        assert [parse_event(item.fields).unwrap() for item in items] == [
+            with_payload,
+            without_payload,
+            later,
+        ]
+        assert items[0].fields["payload_json"] == with_payload.payload_json
+        record = await store.event_record("e1")
+        assert record is not None
+        assert record.status is EventStatus.CLAIMED
+
+    loop.run(scenario())
+
+
+def test_claim_respects_limit(store: Store, loop: asyncio.Runner) -> None:
+    async def scenario() -> None:
+        await store.enqueue([make_event(f"e{n}") for n in range(5)])
+
+        first = await store.claim_events(W1, 2)
+        rest = await store.claim_events(W2, 10)
+
+        assert [item.event_id for item in first] == ["e0", "e1"]
+        assert [item.event_id for item in rest] == ["e2", "e3", "e4"]
+        assert await store.claim_events(W1, 10) == []
+        assert (await store.backlog()).events == 5
+
+    loop.run(scenario())
+
+
+def test_claimed_events_are_leased_until_the_lease_expires(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        await store.enqueue([make_event("e1"), make_event("e2")])
+        assert [item.event_id for item in await store.claim_events(W1, 10)] == ["e1", "e2"]
+
+        assert await store.claim_events(W2, 10) == []
+        clock.advance(LEASE - timedelta(seconds=1))
+        assert await store.claim_events(W2, 10) == []
+
+        clock.advance(timedelta(seconds=2))
+        taken_over = await store.claim_events(W2, 10)
+
+        assert [item.event_id for item in taken_over] == ["e1", "e2"]
+        assert await store.claim_events(W1, 10) == []
+        assert (await store.backlog()).events == 2
+
+    loop.run(scenario())
+
+
+def test_decided_events_are_never_claimed_again(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        await submit(store, [make_event("e1"), make_event("e2", kind="other_kind")])
+        clock.advance(LEASE * 3)
+
+        assert await store.claim_events(W2, 10) == []
+
+    loop.run(scenario())
+
+
+def test_backlog_counts_events_not_terminal(store: Store, loop: asyncio.Runner) -> None:
+    async def scenario() -> None:
+        assert await store.backlog() == Backlog(events=0, due_deliveries=0)
+        await store.enqueue(
+            [
+                make_event("e1"),
+                make_event("e2", kind="second"),
+                make_event("e3", title=""),
+                make_event("e4", kind="fourth"),
+            ]
+        )
+        assert (await store.backlog()).events == 4
+
+        items = await store.claim_events(W1, 3)
+        assert (await store.backlog()).events == 4
+
+        parsed = [parse_event(item.fields) for item in items]
+        await store.record_decisions(W1, [parsed[0].unwrap(), parsed[1].unwrap()], DECIDE)
+        assert (await store.backlog()).events == 2
+
+        await store.reject_event(W1, "e3", parsed[2].failure())
+        assert await store.backlog() == Backlog(events=1, due_deliveries=0)
+
+    loop.run(scenario())
+
+
+# -- rejection -----------------------------------------------------------------------
+
+
+def test_reject_event_ends_it_with_the_error(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        await store.enqueue([make_event("bad", title="", kind=GLOBAL_KIND)])
+        [item] = await store.claim_events(W1, 10)
+        error = parse_event(item.fields).failure()
+        clock.advance(timedelta(seconds=5))
+
+        await store.reject_event(W1, "bad", error)
+
+        record = await store.event_record("bad")
+        assert record is not None
+        assert record.status is EventStatus.REJECTED
+        assert record.error == str(error)
+        assert "title: must not be empty" in str(error)
+        assert record.decided_at == clock()
+        assert record.outcome is None
+        assert record.explanation is None
+        assert record.notification_id is None
+        assert await store.backlog() == Backlog(events=0, due_deliveries=0)
+        clock.advance(LEASE * 3)
+        assert await store.claim_events(W2, 10) == []
+        assert await store.inbox(USER) == []
+
+    loop.run(scenario())
+
+
+def test_reject_event_needs_the_claim(store: Store, loop: asyncio.Runner) -> None:
+    async def scenario() -> None:
+        await store.enqueue([make_event("claimed", title=""), make_event("pending", title="")])
+        [item] = await store.claim_events(W1, 1)
+        error = parse_event(item.fields).failure()
+
+        await store.reject_event(W2, "claimed", error)
+        await store.reject_event(W2, "pending", error)
+
+        claimed = await store.event_record("claimed")
+        pending = await store.event_record("pending")
+        assert claimed is not None
+        assert pending is not None
+        assert (claimed.status, claimed.error) == (EventStatus.CLAIMED, None)
+        assert (pending.status, pending.error) == (EventStatus.PENDING, None)
+        assert (await store.backlog()).events == 2
+
+    loop.run(scenario())
+
+
+# -- decisions -----------------------------------------------------------------------
+
+
+def test_default_plan_notifies_in_app(store: Store, loop: asyncio.Runner, clock: FakeClock) -> None:
+    event = make_event("e1", payload_json='{"load":0.93}')
+
+    async def scenario() -> None:
+        clock.advance(timedelta(minutes=1))
+        recorded = await submit_one(store, event)
+
+        assert recorded.event_id == "e1"
+        assert recorded.outcome == Plan(
+            kind=KIND,
+            severity=Severity.WATCH,
+            channels=(Channel.IN_APP,),
+            source=PreferenceSource.DEFAULT,
+            min_severity=Severity.INFO,
+        )
+        assert recorded.jobs == ()
+        assert recorded.notification_id is not None
+        assert await store.inbox(USER) == [
+            Notification(
+                id=recorded.notification_id,
+                event_id="e1",
+                user_id=USER,
+                kind=KIND,
+                severity=Severity.WATCH,
+                title=event.title,
+                body=event.body,
+                payload_json=event.payload_json,
+                created_at=clock(),
+                read_at=None,
+                dispatched_via=(Channel.IN_APP,),
+            )
+        ]
+
+        record = await store.event_record("e1")
+        assert record is not None
+        assert record.status is EventStatus.NOTIFIED
+        assert record.outcome == recorded.outcome
+        assert record.explanation == explain(recorded.outcome)
+        assert record.notification_id == recorded.notification_id
+        assert record.decided_at == clock()
+        assert record.enqueued_at == clock()
+        assert record.error is None
+
+        [in_app] = await store.deliveries()
+        assert in_app == DeliveryRecord(
+            delivery_id=in_app.delivery_id,
+            notification_id=recorded.notification_id,
+            user_id=USER,
+            kind=KIND,
+            channel=Channel.IN_APP,
+            status=DeliveryStatus.DELIVERED,
+            attempts=1,
+            next_attempt_at=None,
+            last_error=None,
+            delivered_at=clock(),
+        )
+        assert await store.backlog() == Backlog(events=0, due_deliveries=0)
+
+    loop.run(scenario())
+
+
+def test_plan_with_email_and_webhook_returns_claimed_jobs(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        await store.set_preference(USER, KIND, ALL_CHANNELS)
+        recorded = await submit_one(store, make_event("e1"))
+
+        assert isinstance(recorded.outcome, Plan)
+        assert recorded.outcome.channels == (Channel.IN_APP, Channel.EMAIL, Channel.WEBHOOK)
+        assert recorded.outcome.source is PreferenceSource.KIND
+        assert recorded.notification_id is not None
+        [entry] = await store.inbox(USER)
+        assert entry.dispatched_via == (Channel.IN_APP,)
+        assert [job.channel for job in recorded.jobs] == [Channel.EMAIL, Channel.WEBHOOK]
+        assert all(job.attempts == 0 for job in recorded.jobs)
+        assert all(job.notification == entry for job in recorded.jobs)
+        assert len({job.delivery_id for job in recorded.jobs}) == 2
+
+        pending = await store.deliveries(DeliveryStatus.PENDING)
+        assert {d.delivery_id for d in pending} == {job.delivery_id for job in recorded.jobs}
+        for job in recorded.jobs:
+            assert await delivery(store, job.delivery_id) == DeliveryRecord(
+                delivery_id=job.delivery_id,
+                notification_id=recorded.notification_id,
+                user_id=USER,
+                kind=KIND,
+                channel=job.channel,
+                status=DeliveryStatus.PENDING,
+                attempts=0,
+                next_attempt_at=clock(),
+                last_error=None,
+                delivered_at=None,
+            )
+        [in_app] = await store.deliveries(DeliveryStatus.DELIVERED)
+        assert (in_app.channel, in_app.attempts) == (Channel.IN_APP, 1)
+        assert await store.backlog() == Backlog(events=0, due_deliveries=2)
+
+    loop.run(scenario())
+
+
+def test_jobs_of_a_recorded_plan_are_leased_to_the_recording_worker(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        await store.set_preference(USER, KIND, ALL_CHANNELS)
+        recorded = await submit_one(store, make_event("e1"))
+
+        assert await store.claim_due_deliveries(W2, 10) == []
+        clock.advance(LEASE - timedelta(seconds=1))
+        assert await store.claim_due_deliveries(W2, 10) == []
+
+        clock.advance(timedelta(seconds=2))
+        taken_over = await store.claim_due_deliveries(W2, 10)
+
+        assert sorted(taken_over, key=lambda job: job.channel.value) == sorted(
+            recorded.jobs, key=lambda job: job.channel.value
+        )
+        assert await store.claim_due_deliveries(W1, 10) == []
+
+    loop.run(scenario())
+
+
+def test_skip_records_the_reason_and_no_notification(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        await store.set_preference(USER, KIND, Preference(("in_app",), Severity.CRITICAL))
+        recorded = await submit_one(store, make_event("e1", severity=Severity.WATCH))
+
+        skip = Skip(
+            kind=KIND,
+            severity=Severity.WATCH,
+            reason=SkipReason.SEVERITY_BELOW_MINIMUM,
+            source=PreferenceSource.KIND,
+            min_severity=Severity.CRITICAL,
+        )
+        assert recorded == RecordedEvent(event_id="e1", outcome=skip, notification_id=None)
+        record = await store.event_record("e1")
+        assert record is not None
+        assert record.status is EventStatus.SKIPPED
+        assert record.outcome == skip
+        assert record.explanation == explain(skip)
+        assert record.notification_id is None
+        assert record.decided_at == clock()
+        assert record.error is None
+        assert await store.inbox(USER) == []
+        assert await store.deliveries() == []
+        assert await store.backlog() == Backlog(events=0, due_deliveries=0)
+
+    loop.run(scenario())
+
+
+def test_cooldown_applies_inside_one_batch(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        first, second = await submit(store, [make_event("e1"), make_event("e2")])
+
+        assert isinstance(first.outcome, Plan)
+        assert second.outcome == Skip(
+            kind=KIND,
+            severity=Severity.WATCH,
+            reason=SkipReason.COOLDOWN,
+            source=PreferenceSource.DEFAULT,
+            min_severity=Severity.INFO,
+            last_sent_at=clock(),
+            cooldown_ends_at=clock() + COOLDOWN,
+        )
+        assert second.notification_id is None
+        record = await store.event_record("e2")
+        assert record is not None
+        assert record.status is EventStatus.SKIPPED
+        assert record.outcome == second.outcome
+        assert record.explanation == explain(second.outcome)
+        assert [n.event_id for n in await store.inbox(USER)] == ["e1"]
+
+    loop.run(scenario())
+
+
+def test_cooldown_across_batches_until_it_ends(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        first = await submit_one(store, make_event("e1"))
+        sent_at = clock()
+        assert isinstance(first.outcome, Plan)
+
+        clock.advance(COOLDOWN - timedelta(seconds=1))
+        inside = await submit_one(store, make_event("e2"))
+        assert isinstance(inside.outcome, Skip)
+        assert inside.outcome.reason is SkipReason.COOLDOWN
+        assert inside.outcome.last_sent_at == sent_at
+        assert inside.outcome.cooldown_ends_at == sent_at + COOLDOWN
+
+        # The skip did not restart the cooldown: it still ends COOLDOWN after e1.
+        clock.advance(timedelta(seconds=2))
+        after = await submit_one(store, make_event("e3"))
+        assert isinstance(after.outcome, Plan)
+        assert [n.event_id for n in await store.inbox(USER)] == ["e3", "e1"]
+
+        clock.advance(timedelta(hours=1))
+        again = await submit_one(store, make_event("e4"))
+        assert isinstance(again.outcome, Skip)
+        assert again.outcome.last_sent_at == sent_at + COOLDOWN + timedelta(seconds=1)
+
+    loop.run(scenario())
+
+
+def test_cooldown_is_per_user_and_kind(store: Store, loop: asyncio.Runner) -> None:
+    async def scenario() -> None:
+        recorded = await submit(
+            store,
+            [
+                make_event("e1"),
+                make_event("e2", kind="other_kind"),
+                make_event("e3", user_id="u7"),
+                make_event("e4"),
+            ],
+        )
+
+        assert [type(r.outcome) for r in recorded] == [Plan, Plan, Plan, Skip]
+        assert [n.event_id for n in await store.inbox("u7")] == ["e3"]
+        assert await store.unread_count(USER) == 2
+
+    loop.run(scenario())
+
+
+def test_kind_preference_wins_over_global(store: Store, loop: asyncio.Runner) -> None:
+    async def scenario() -> None:
+        await store.set_preference(USER, GLOBAL_KIND, Preference(("webhook",), Severity.INFO))
+        await store.set_preference(USER, KIND, Preference(("email", "in_app"), Severity.WATCH))
+        recorded = await submit_one(store, make_event("e1", severity=Severity.WATCH))
+
+        assert recorded.outcome == Plan(
+            kind=KIND,
+            severity=Severity.WATCH,
+            channels=(Channel.EMAIL, Channel.IN_APP),
+            source=PreferenceSource.KIND,
+            min_severity=Severity.WATCH,
+        )
+        assert [job.channel for job in recorded.jobs] == [Channel.EMAIL]
+        [entry] = await store.inbox(USER)
+        assert entry.dispatched_via == (Channel.IN_APP,)
+
+    loop.run(scenario())
+
+
+def test_global_preference_gives_channels_with_the_default_minimum(
+    store: Store, loop: asyncio.Runner
+) -> None:
+    async def scenario() -> None:
+        await store.set_preference(USER, GLOBAL_KIND, Preference(("webhook",), Severity.CRITICAL))
+        await store.set_preference("u7", KIND, Preference((), Severity.INFO))
+        recorded = await submit_one(store, make_event("e1", severity=Severity.INFO))
+
+        assert recorded.outcome == Plan(
+            kind=KIND,
+            severity=Severity.INFO,
+            channels=(Channel.WEBHOOK,),
+            source=PreferenceSource.GLOBAL,
+            min_severity=Severity.INFO,
+        )
+        [job] = recorded.jobs
+        assert job.channel is Channel.WEBHOOK
+        [entry] = await store.inbox(USER)
+        assert entry.dispatched_via == ()
+        assert [d.channel for d in await store.deliveries()] == [Channel.WEBHOOK]
+
+    loop.run(scenario())
+
+
+def test_silent_kind_preference_skips_with_no_channels(store: Store, loop: asyncio.Runner) -> None:
+    async def scenario() -> None:
+        await store.set_preference(USER, GLOBAL_KIND, Preference(("in_app",), Severity.INFO))
+        await store.set_preference(USER, KIND, Preference((), Severity.INFO))
+        recorded = await submit_one(store, make_event("e1", severity=Severity.CRITICAL))
+
+        assert recorded.outcome == Skip(
+            kind=KIND,
+            severity=Severity.CRITICAL,
+            reason=SkipReason.NO_CHANNELS,
+            source=PreferenceSource.KIND,
+            min_severity=Severity.INFO,
+        )
+        record = await store.event_record("e1")
+        assert record is not None
+        assert record.status is EventStatus.SKIPPED
+        assert record.outcome == recorded.outcome
+        assert await store.inbox(USER) == []
+
+    loop.run(scenario())
+
+
+def test_unknown_stored_channel_names_are_reported(store: Store, loop: asyncio.Runner) -> None:
+    async def scenario() -> None:
+        await store.set_preference(USER, KIND, Preference(("pager", "in_app"), Severity.INFO))
+        recorded = await submit_one(store, make_event("e1"))
+
+        assert recorded.outcome == Plan(
+            kind=KIND,
+            severity=Severity.WATCH,
+            channels=(Channel.IN_APP,),
+            source=PreferenceSource.KIND,
+            min_severity=Severity.INFO,
+            ignored_channels=("pager",),
+        )
+        record = await store.event_record("e1")
+        assert record is not None
+        assert record.outcome == recorded.outcome
+        assert record.explanation == explain(recorded.outcome)
+
+    loop.run(scenario())
+
+
+def test_record_ignores_events_claimed_by_another_worker(
+    store: Store, loop: asyncio.Runner
+) -> None:
+    async def scenario() -> None:
+        await store.enqueue([make_event("e1"), make_event("e2", kind="other_kind")])
+        [theirs] = await claim(store, W2, 1)
+        [mine] = await claim(store, W1, 1)
+
+        recorded = await store.record_decisions(W1, [theirs, mine], DECIDE)
+
+        assert [r.event_id for r in recorded] == ["e2"]
+        record = await store.event_record("e1")
+        assert record is not None
+        assert record.status is EventStatus.CLAIMED
+        assert record.outcome is None
+        assert [n.event_id for n in await store.inbox(USER)] == ["e2"]
+        assert (await store.backlog()).events == 1
+
+    loop.run(scenario())
+
+
+def test_record_ignores_events_never_claimed(store: Store, loop: asyncio.Runner) -> None:
+    async def scenario() -> None:
+        event = make_event("e1")
+        await store.enqueue([event])
+
+        assert await store.record_decisions(W1, [event], DECIDE) == []
+        assert await store.record_decisions(W1, [make_event("unknown")], DECIDE) == []
+        assert await store.record_decisions(W1, [], DECIDE) == []
+
+        record = await store.event_record("e1")
+        assert record is not None
+        assert record.status is EventStatus.PENDING
+        assert await store.event_record("unknown") is None
+        assert await store.inbox(USER) == []
+        assert [item.event_id for item in await store.claim_events(W1, 10)] == ["e1"]
+
+    loop.run(scenario())
+
+
+def test_record_after_the_claim_was_taken_over_records_nothing(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        await store.enqueue([make_event("e1")])
+        [event] = await claim(store, W1)
+        clock.advance(LEASE + timedelta(seconds=1))
+        assert await claim(store, W2) == [event]
+
+        assert await store.record_decisions(W1, [event], DECIDE) == []
+        record = await store.event_record("e1")
+        assert record is not None
+        assert record.status is EventStatus.CLAIMED
+        assert await store.inbox(USER) == []
+
+        [recorded] = await store.record_decisions(W2, [event], DECIDE)
+        assert isinstance(recorded.outcome, Plan)
+        assert len(await store.inbox(USER)) == 1
+
+    loop.run(scenario())
+
+
+def test_record_ignores_events_already_decided(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        event = make_event("e1")
+        first = await submit_one(store, event)
+        clock.advance(COOLDOWN * 2)
+
+        assert await store.record_decisions(W1, [event], DECIDE) == []
+
+        record = await store.event_record("e1")
+        assert record is not None
+        assert record.status is EventStatus.NOTIFIED
+        assert record.notification_id == first.notification_id
+        assert [n.id for n in await store.inbox(USER)] == [first.notification_id]
+
+    loop.run(scenario())
+
+
+def test_record_same_event_twice_in_one_batch_records_it_once(
+    store: Store, loop: asyncio.Runner
+) -> None:
+    async def scenario() -> None:
+        await store.enqueue([make_event("e1")])
+        [event] = await claim(store, W1)
+
+        recorded = await store.record_decisions(W1, [event, event], DECIDE)
+
+        # After its first decision the event is no longer claimed, so the repeat is
+        # not decided again: the event keeps the decision that made its notification.
+        [notification] = await store.inbox(USER)
+        record = await store.event_record("e1")
+        assert record is not None
+        assert record.status is EventStatus.NOTIFIED
+        assert record.notification_id == notification.id
+        assert isinstance(record.outcome, Plan)
+        assert [(r.event_id, r.notification_id) for r in recorded] == [("e1", notification.id)]
+
+    loop.run(scenario())
+
+
+# -- deliveries ----------------------------------------------------------------------
+
+
+def test_settle_delivered(store: Store, loop: asyncio.Runner, clock: FakeClock) -> None:
+    async def scenario() -> None:
+        await store.set_preference(USER, KIND, ALL_CHANNELS)
+        recorded = await submit_one(store, make_event("e1"))
+        email, webhook = recorded.jobs
+        assert recorded.notification_id is not None
+        clock.advance(timedelta(seconds=3))
+
+        assert await store.settle_delivery(W1, email.delivery_id, Delivered(), None)
+
+        settled = await delivery(store, email.delivery_id)
+        assert settled.status is DeliveryStatus.DELIVERED
+        assert settled.attempts == 1
+        assert settled.delivered_at == clock()
+        assert settled.next_attempt_at is None
+        assert settled.last_error is None
+        entry = await notification(store, USER, recorded.notification_id)
+        assert entry.dispatched_via == (Channel.IN_APP, Channel.EMAIL)
+        assert await store.backlog() == Backlog(events=0, due_deliveries=1)
+
+        assert await store.settle_delivery(W1, webhook.delivery_id, Delivered(), None)
+        entry = await notification(store, USER, recorded.notification_id)
+        assert entry.dispatched_via == (Channel.IN_APP, Channel.EMAIL, Channel.WEBHOOK)
+        assert await store.backlog() == Backlog(events=0, due_deliveries=0)
+        assert await store.deliveries(DeliveryStatus.PENDING) == []
+        assert len(await store.deliveries(DeliveryStatus.DELIVERED)) == 3
+        clock.advance(LEASE * 3)
+        assert await store.claim_due_deliveries(W2, 10) == []
+
+    loop.run(scenario())
+
+
+def test_settle_channel_skipped(store: Store, loop: asyncio.Runner, clock: FakeClock) -> None:
+    async def scenario() -> None:
+        recorded, job = await only_job(store, Channel.WEBHOOK)
+        assert recorded.notification_id is not None
+
+        assert await store.settle_delivery(
+            W1, job.delivery_id, ChannelSkipped("not configured"), None
+        )
+
+        settled = await delivery(store, job.delivery_id)
+        assert settled.status is DeliveryStatus.SKIPPED
+        assert settled.last_error == "not configured"
+        assert settled.attempts == 1
+        assert settled.next_attempt_at is None
+        assert settled.delivered_at is None
+        entry = await notification(store, USER, recorded.notification_id)
+        assert entry.dispatched_via == (Channel.IN_APP,)
+        assert await store.backlog() == Backlog(events=0, due_deliveries=0)
+        clock.advance(LEASE * 3)
+        assert await store.claim_due_deliveries(W2, 10) == []
+
+    loop.run(scenario())
+
+
+def test_settle_retryable_failure_waits_until_retry_at(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        recorded, job = await only_job(store)
+        assert recorded.notification_id is not None
+        retry_at = clock() + timedelta(minutes=5)
+        failure = ChannelFailed(error="421 try again later", retryable=True)
+
+        assert await store.settle_delivery(W1, job.delivery_id, failure, retry_at)
+
+        failed = await delivery(store, job.delivery_id)
+        assert failed.status is DeliveryStatus.FAILED
+        assert failed.next_attempt_at == retry_at
+        assert failed.last_error == "421 try again later"
+        assert failed.attempts == 1
+        assert failed.delivered_at is None
+        assert await store.backlog() == Backlog(events=0, due_deliveries=0)
+
+        clock.advance(timedelta(minutes=5) - timedelta(seconds=1))
+        assert await store.claim_due_deliveries(W1, 10) == []
+        assert await store.claim_due_deliveries(W2, 10) == []
+        assert (await store.backlog()).due_deliveries == 0
+
+        clock.advance(timedelta(seconds=2))
+        assert (await store.backlog()).due_deliveries == 1
+        [retry] = await store.claim_due_deliveries(W2, 10)
+        assert retry.delivery_id == job.delivery_id
+        assert retry.channel is Channel.EMAIL
+        assert retry.attempts == 1
+        assert retry.notification == job.notification
+        assert await store.claim_due_deliveries(W1, 10) == []
+
+        assert await store.settle_delivery(W2, retry.delivery_id, Delivered(), None)
+        settled = await delivery(store, job.delivery_id)
+        assert settled.status is DeliveryStatus.DELIVERED
+        assert settled.attempts == 2
+        assert settled.next_attempt_at is None
+        assert settled.last_error is None
+        assert settled.delivered_at == clock()
+        entry = await notification(store, USER, recorded.notification_id)
+        assert entry.dispatched_via == (Channel.IN_APP, Channel.EMAIL)
+        assert await store.backlog() == Backlog(events=0, due_deliveries=0)
+
+    loop.run(scenario())
+
+
+@pytest.mark.parametrize("retryable", [False, True])
+def test_settle_failure_without_retry_at_is_dead(
+    store: Store, loop: asyncio.Runner, clock: FakeClock, retryable: bool
+) -> None:
+    async def scenario() -> None:
+        _, job = await only_job(store)
+        failure = ChannelFailed(error="550 no such mailbox", retryable=retryable)
+
+        assert await store.settle_delivery(W1, job.delivery_id, failure, None)
+
+        dead = await delivery(store, job.delivery_id)
+        assert dead.status is DeliveryStatus.DEAD
+        assert dead.last_error == "550 no such mailbox"
+        assert dead.attempts == 1
+        assert dead.next_attempt_at is None
+        assert dead.delivered_at is None
+        assert [d.delivery_id for d in await store.deliveries(DeliveryStatus.DEAD)] == [
+            job.delivery_id
+        ]
+        assert await store.backlog() == Backlog(events=0, due_deliveries=0)
+        clock.advance(timedelta(days=30))
+        assert await store.claim_due_deliveries(W2, 10) == []
+        [entry] = await store.inbox(USER)
+        assert entry.dispatched_via == (Channel.IN_APP,)
+
+    loop.run(scenario())
+
+
+def test_settle_by_another_worker_changes_nothing(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        _, job = await only_job(store)
+        before = await delivery(store, job.delivery_id)
+
+        assert not await store.settle_delivery(W2, job.delivery_id, Delivered(), None)
+        assert not await store.settle_delivery(
+            W2, job.delivery_id, ChannelFailed(error="x", retryable=True), clock()
+        )
+
+        assert await delivery(store, job.delivery_id) == before
+        assert before.status is DeliveryStatus.PENDING
+        [entry] = await store.inbox(USER)
+        assert entry.dispatched_via == (Channel.IN_APP,)
+        assert await store.settle_delivery(W1, job.delivery_id, Delivered(), None)
+
+    loop.run(scenario())
+
+
+def test_settle_after_the_claim_was_taken_over_returns_false(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        _, job = await only_job(store)
+        clock.advance(LEASE + timedelta(seconds=1))
+        [taken] = await store.claim_due_deliveries(W2, 10)
+        assert taken.delivery_id == job.delivery_id
+        assert taken.attempts == 0
+
+        assert not await store.settle_delivery(W1, job.delivery_id, Delivered(), None)
+
+        unchanged = await delivery(store, job.delivery_id)
+        assert (unchanged.status, unchanged.attempts) == (DeliveryStatus.PENDING, 0)
+        [entry] = await store.inbox(USER)
+        assert entry.dispatched_via == (Channel.IN_APP,)
+
+        assert await store.settle_delivery(W2, job.delivery_id, Delivered(), None)
+        settled = await delivery(store, job.delivery_id)
+        assert (settled.status, settled.attempts) == (DeliveryStatus.DELIVERED, 1)
+
+    loop.run(scenario())
+
+
+def test_settle_an_already_settled_delivery_returns_false(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        _, job = await only_job(store)
+        assert await store.settle_delivery(W1, job.delivery_id, Delivered(), None)
+        settled = await delivery(store, job.delivery_id)
+
+        assert not await store.settle_delivery(W1, job.delivery_id, Delivered(), None)
+        assert not await store.settle_delivery(
+            W1, job.delivery_id, ChannelFailed(error="x", retryable=True), clock()
+        )
+        assert not await store.settle_delivery(W1, job.delivery_id, ChannelSkipped("no"), None)
+
+        assert await delivery(store, job.delivery_id) == settled
+        [entry] = await store.inbox(USER)
+        assert entry.dispatched_via == (Channel.IN_APP, Channel.EMAIL)
+
+    loop.run(scenario())
+
+
+def test_settle_a_failed_delivery_waiting_for_retry_returns_false(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        _, job = await only_job(store)
+        retry_at = clock() + timedelta(minutes=1)
+        failure = ChannelFailed(error="timeout", retryable=True)
+        assert await store.settle_delivery(W1, job.delivery_id, failure, retry_at)
+        failed = await delivery(store, job.delivery_id)
+
+        assert not await store.settle_delivery(W1, job.delivery_id, Delivered(), None)
+
+        assert await delivery(store, job.delivery_id) == failed
+
+    loop.run(scenario())
+
+
+def test_settle_unknown_or_in_app_delivery_returns_false(
+    store: Store, loop: asyncio.Runner
+) -> None:
+    async def scenario() -> None:
+        await submit_one(store, make_event("e1"))
+        [in_app] = await store.deliveries()
+
+        assert not await store.settle_delivery(W1, "no-such-delivery", Delivered(), None)
+        assert not await store.settle_delivery(
+            W1, in_app.delivery_id, ChannelSkipped("not configured"), None
+        )
+
+        assert await store.deliveries() == [in_app]
+
+    loop.run(scenario())
+
+
+def test_claim_due_deliveries_respects_limit(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        await store.set_preference(USER, KIND, ALL_CHANNELS)
+        await store.set_preference("u7", KIND, ALL_CHANNELS)
+        recorded = await submit(store, [make_event("e1"), make_event("e2", user_id="u7")])
+        expected = {job.delivery_id for r in recorded for job in r.jobs}
+        assert len(expected) == 4
+        clock.advance(LEASE + timedelta(seconds=1))
+
+        first = await store.claim_due_deliveries(W2, 3)
+        rest = await store.claim_due_deliveries(W1, 3)
+
+        assert len(first) == 3
+        assert len(rest) == 1
+        assert {job.delivery_id for job in [*first, *rest]} == expected
+        assert await store.claim_due_deliveries(W1, 3) == []
+        assert (await store.backlog()).due_deliveries == 4
+
+    loop.run(scenario())
+
+
+def test_deliveries_filter_by_status_and_limit(store: Store, loop: asyncio.Runner) -> None:
+    async def scenario() -> None:
+        await store.set_preference(USER, KIND, ALL_CHANNELS)
+        recorded = await submit_one(store, make_event("e1"))
+        email, _ = recorded.jobs
+        assert await store.settle_delivery(
+            W1, email.delivery_id, ChannelSkipped("no address"), None
+        )
+
+        everything = await store.deliveries()
+        assert sorted(d.channel.value for d in everything) == ["email", "in_app", "webhook"]
+        assert [d.channel for d in await store.deliveries(DeliveryStatus.SKIPPED)] == [
+            Channel.EMAIL
+        ]
+        assert [d.channel for d in await store.deliveries(DeliveryStatus.PENDING)] == [
+            Channel.WEBHOOK
+        ]
+        assert await store.deliveries(DeliveryStatus.FAILED) == []
+        assert len(await store.deliveries(limit=2)) == 2
+
+    loop.run(scenario())
+
+
+# -- inbox ---------------------------------------------------------------------------
+
+
+async def three_notifications(store: Store, clock: FakeClock) -> list[str]:
+    """Notify USER three times, a minute apart, plus one notification for u7.
+    Returns USER's notification ids, oldest first."""
+    ids: list[str] = []
+    for n in range(3):
+        recorded = await submit_one(store, make_event(f"e{n}", kind=f"kind_{n}"))
+        assert recorded.notification_id is not None
+        ids.append(recorded.notification_id)
+        clock.advance(timedelta(minutes=1))
+    await submit_one(store, make_event("other", user_id="u7"))
+    return ids
+
+
+def test_inbox_is_newest_first_limited_and_per_user(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        ids = await three_notifications(store, clock)
+
+        entries = await store.inbox(USER)
+        assert [n.id for n in entries] == ids[::-1]
+        assert [n.created_at for n in entries] == [
+            START + timedelta(minutes=2),
+            START + timedelta(minutes=1),
+            START,
+        ]
+        assert {n.user_id for n in entries} == {USER}
+        assert [n.id for n in await store.inbox(USER, limit=2)] == ids[:0:-1]
+        assert [n.event_id for n in await store.inbox("u7")] == ["other"]
+        assert await store.inbox("nobody") == []
+
+    loop.run(scenario())
+
+
+def test_unread_only_and_unread_count(store: Store, loop: asyncio.Runner, clock: FakeClock) -> None:
+    async def scenario() -> None:
+        ids = await three_notifications(store, clock)
+        assert await store.unread_count(USER) == 3
+
+        assert await store.mark_read(USER, ids[1])
+
+        assert await store.unread_count(USER) == 2
+        assert [n.id for n in await store.inbox(USER, unread_only=True)] == [ids[2], ids[0]]
+        assert [n.id for n in await store.inbox(USER, unread_only=True, limit=1)] == [ids[2]]
+        assert len(await store.inbox(USER)) == 3
+        assert await store.unread_count("u7") == 1
+        assert await store.unread_count("nobody") == 0
+
+    loop.run(scenario())
+
+
+def test_mark_read_is_idempotent(store: Store, loop: asyncio.Runner, clock: FakeClock) -> None:
+    async def scenario() -> None:
+        ids = await three_notifications(store, clock)
+        read_at = clock()
+
+        assert await store.mark_read(USER, ids[0])
+        clock.advance(timedelta(hours=1))
+        assert await store.mark_read(USER, ids[0])
+
+        entry = await notification(store, USER, ids[0])
+        assert entry.read_at == read_at
+        assert await store.unread_count(USER) == 2
+
+    loop.run(scenario())
+
+
+def test_mark_read_refuses_someone_elses_or_unknown_notification(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        ids = await three_notifications(store, clock)
+
+        assert not await store.mark_read("u7", ids[0])
+        assert not await store.mark_read(USER, "no-such-notification")
+
+        assert (await notification(store, USER, ids[0])).read_at is None
+        assert await store.unread_count(USER) == 3
+        assert await store.unread_count("u7") == 1
+
+    loop.run(scenario())
+
+
+def test_mark_all_read(store: Store, loop: asyncio.Runner, clock: FakeClock) -> None:
+    async def scenario() -> None:
+        ids = await three_notifications(store, clock)
+        first_read_at = clock()
+        assert await store.mark_read(USER, ids[0])
+        clock.advance(timedelta(minutes=10))
+
+        assert await store.mark_all_read(USER) == 2
+
+        assert await store.unread_count(USER) == 0
+        assert await store.inbox(USER, unread_only=True) == []
+        read_at = {n.id: n.read_at for n in await store.inbox(USER)}
+        assert read_at == {ids[0]: first_read_at, ids[1]: clock(), ids[2]: clock()}
+        assert await store.unread_count("u7") == 1
+        assert await store.mark_all_read(USER) == 0
+        assert await store.mark_all_read("nobody") == 0
+
+    loop.run(scenario())
+
+
+# -- preferences ---------------------------------------------------------------------
+
+
+def test_set_preference_normalises_channel_names(store: Store, loop: asyncio.Runner) -> None:
+    async def scenario() -> None:
+        stored = await store.set_preference(
+            USER, KIND, Preference((" Email ", "IN_APP", "email", ""), Severity.WATCH)
+        )
+
+        expected = Preference(("email", "in_app"), Severity.WATCH)
+        assert stored == expected
+        assert await store.preferences(USER) == {KIND: expected}
+
+    loop.run(scenario())
+
+
+def test_set_preference_keeps_unknown_names(store: Store, loop: asyncio.Runner) -> None:
+    async def scenario() -> None:
+        stored = await store.set_preference(
+            USER, GLOBAL_KIND, Preference(("Pager", "sms ", "in_app"), Severity.INFO)
+        )
+
+        expected = Preference(("pager", "sms", "in_app"), Severity.INFO)
+        assert stored == expected
+        assert await store.preferences(USER) == {GLOBAL_KIND: expected}
+
+    loop.run(scenario())
+
+
+def test_set_preference_overwrites(store: Store, loop: asyncio.Runner) -> None:
+    async def scenario() -> None:
+        await store.set_preference(USER, KIND, Preference(("email", "webhook"), Severity.INFO))
+
+        stored = await store.set_preference(USER, KIND, Preference((), Severity.CRITICAL))
+
+        assert stored == Preference((), Severity.CRITICAL)
+        assert await store.preferences(USER) == {KIND: Preference((), Severity.CRITICAL)}
+
+    loop.run(scenario())
+
+
+def test_preferences_are_per_user(store: Store, loop: asyncio.Runner) -> None:
+    async def scenario() -> None:
+        await store.set_preference(USER, KIND, Preference(("email",), Severity.WATCH))
+        await store.set_preference(USER, GLOBAL_KIND, Preference(("in_app",), Severity.INFO))
+        await store.set_preference("u7", KIND, Preference(("webhook",), Severity.CRITICAL))
+
+        assert await store.preferences(USER) == {
+            KIND: Preference(("email",), Severity.WATCH),
+            GLOBAL_KIND: Preference(("in_app",), Severity.INFO),
+        }
+        assert await store.preferences("u7") == {KIND: Preference(("webhook",), Severity.CRITICAL)}
+        assert await store.preferences("nobody") == {}
+
+    loop.run(scenario())
+
+
+# -- text stored verbatim ------------------------------------------------------------
+
+TRICKY_TEXTS = (
+    "He said \"hi\" and 'bye'",
+    "semi; colons; everywhere;",
+    "'; DROP TABLE events; --",
+    "Robert'); DROP TABLE notifications;--",
+    "naïve café, Zürich, 東京, Ελληνικά, עברית, العربية",
+    "emoji 🚨🔥 👩‍💻 🇫🇷 and a zero-width joiner",
+    "back\\slash %s %(name)s ? :now $1 {0} \\x00 not a NUL",
+    "  leading and trailing spaces  ",
+)
+
+
+def _sixty_four_kib_body() -> str:
+    unit = "🚨 naïve \"quoted\" 'single'; DROP TABLE events; --\r\n\ttab \\ 東京\n"
+    body = unit * (MAX_BODY_BYTES // len(unit.encode("utf-8")))
+    body += "x" * (MAX_BODY_BYTES - len(body.encode("utf-8")))
+    assert len(body.encode("utf-8")) == MAX_BODY_BYTES
+    return body
+
+
+def test_text_fields_are_stored_verbatim(store: Store, loop: asyncio.Runner) -> None:
+    events = [
+        make_event(
+            f"e{n}",
+            kind=f"kind_{n}",
+            title=text,
+            body=f"{text}\nsecond line\r\n\tindented {text}",
+            payload_json=json.dumps(
+                {"text": text, "n": n}, ensure_ascii=False, separators=(",", ":")
+            ),
+        )
+        for n, text in enumerate(TRICKY_TEXTS)
+    ]
+
+    async def scenario() -> None:
+        await store.enqueue(events)
+        assert await claim(store, W1) == events
+        recorded = await store.record_decisions(W1, events, DECIDE)
+        assert all(isinstance(r.outcome, Plan) for r in recorded)
+
+        by_event = {n.event_id: n for n in await store.inbox(USER, limit=100)}
+        for event in events:
+            entry = by_event[event.event_id]
+            assert (entry.title, entry.body, entry.payload_json) == (
+                event.title,
+                event.body,
+                event.payload_json,
+            )
+            record = await store.event_record(event.event_id)
+            assert record is not None
+            assert record.title == event.title
+        assert (await store.backlog()).events == 0
+
+    loop.run(scenario())
+
+
+def test_payload_json_text_is_kept_as_given(store: Store, loop: asyncio.Runner) -> None:
+    raw = '{ "b" : [1, 2.50, "x"] ,\n "a":null , "é": "🚨" }'
+    event = make_event("e1", payload_json=raw)
+
+    async def scenario() -> None:
+        await store.enqueue([event])
+        [item] = await store.claim_events(W1, 1)
+        assert item.fields["payload_json"] == raw
+
+        await store.record_decisions(W1, [event], DECIDE)
+
+        [entry] = await store.inbox(USER)
+        assert entry.payload_json == raw
+
+    loop.run(scenario())
+
+
+def test_sixty_four_kib_body_round_trips(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    body = _sixty_four_kib_body()
+    event = make_event("e1", body=body)
+
+    async def scenario() -> None:
+        await store.set_preference(USER, KIND, Preference(("in_app", "email"), Severity.INFO))
+        recorded = await submit_one(store, event)
+
+        [entry] = await store.inbox(USER)
+        assert entry.body == body
+        [job] = recorded.jobs
+        assert job.notification.body == body
+        clock.advance(LEASE + timedelta(seconds=1))
+        [retry] = await store.claim_due_deliveries(W2, 1)
+        assert retry.notification.body == body
+
+    loop.run(scenario())
+
+
+def test_identifiers_are_stored_verbatim(store: Store, loop: asyncio.Runner) -> None:
+    user_id = "u'; DROP TABLE notifications; --"
+    kind = 'kïnd "quoted"; 🚨'
+    event_id = "e'1\"; DELETE FROM events; --"
+    event = make_event(event_id, user_id=user_id, kind=kind)
+
+    async def scenario() -> None:
+        preference = Preference(("in_app", "email"), Severity.INFO)
+        await store.set_preference(user_id, kind, preference)
+        recorded = await submit_one(store, event)
+
+        assert await store.preferences(user_id) == {kind: preference}
+        assert isinstance(recorded.outcome, Plan)
+        assert recorded.outcome.source is PreferenceSource.KIND
+        [entry] = await store.inbox(user_id)
+        assert (entry.event_id, entry.user_id, entry.kind) == (event_id, user_id, kind)
+        record = await store.event_record(event_id)
+        assert record is not None
+        assert (record.user_id, record.kind, record.status) == (
+            user_id,
+            kind,
+            EventStatus.NOTIFIED,
+        )
+        [email] = await store.deliveries(DeliveryStatus.PENDING)
+        assert (email.user_id, email.kind) == (user_id, kind)
+        assert await store.mark_read(user_id, entry.id)
+        assert await store.unread_count(user_id) == 0
+        assert await store.inbox(USER) == []
+
+    loop.run(scenario())
