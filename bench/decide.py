@@ -45,7 +45,7 @@ PlainArgs = tuple[
     str, int, PlainPreference | None, PlainPreference | None, int | None, int, PlainPolicy
 ]
 # ("plan" or the skip reason, kind, severity rank, source, min rank, channels, ignored,
-#  last sent (us) for skips, cooldown end (us) for cooldown skips)
+#  last sent (us) and cooldown end (us) for cooldown skips)
 PlainOutcome = tuple[
     str, str, int, str, int, tuple[str, ...], tuple[str, ...], int | None, int | None
 ]
@@ -89,11 +89,11 @@ def plain_decide(args: PlainArgs) -> PlainOutcome:
             minimum,
             (),
             ignored,
-            last_us,
+            None,
             None,
         )
     if not channels:
-        return ("no_channels", kind, severity, source, minimum, (), ignored, last_us, None)
+        return ("no_channels", kind, severity, source, minimum, (), ignored, None, None)
     if last_us is not None and now_us - last_us < policy[2]:
         ends = last_us + policy[2]
         return ("cooldown", kind, severity, source, minimum, (), ignored, last_us, ends)

@@ -9,7 +9,8 @@ without re-reading the database.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+import functools
+from datetime import UTC, datetime
 
 import attrs
 from returns.methods import unwrap_or_failure
@@ -62,8 +63,16 @@ class DecisionInputs:
 
 
 _CHANNEL_BY_NAME = {channel.value: channel for channel in Channel}
+_RANK = {severity: rank for rank, severity in enumerate(Severity)}
+
+# Decisions repeat: the same few kinds, severities and preference rows come back for
+# every user. The values are immutable, so the non-time-dependent outcomes (and the
+# split of stored channel names) are built once and shared; bounded, so the memory
+# held stays flat however many kinds appear.
+_CACHE_SIZE = 4096
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def _known_channels(names: tuple[str, ...]) -> tuple[tuple[Channel, ...], tuple[str, ...]]:
     """Split stored names into known channels (first occurrence order) and unknown names."""
     known: list[Channel] = []
@@ -78,9 +87,54 @@ def _known_channels(names: tuple[str, ...]) -> tuple[tuple[Channel, ...], tuple[
     return tuple(known), tuple(ignored)
 
 
-def _require_aware(name: str, moment: datetime | None) -> None:
-    if moment is not None and moment.utcoffset() is None:
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _planned(  # noqa: PLR0917 - positional: the cheapest cache key
+    kind: str,
+    severity: Severity,
+    channels: tuple[Channel, ...],
+    source: PreferenceSource,
+    min_severity: Severity,
+    ignored: tuple[str, ...],
+) -> Result[Plan, Skip]:
+    plan = Plan(
+        kind=kind,
+        severity=severity,
+        channels=channels,
+        source=source,
+        min_severity=min_severity,
+        ignored_channels=ignored,
+    )
+    return Success(plan)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _skipped(  # noqa: PLR0917 - positional: the cheapest cache key
+    kind: str,
+    severity: Severity,
+    reason: SkipReason,
+    source: PreferenceSource,
+    min_severity: Severity,
+    ignored: tuple[str, ...],
+) -> Result[Plan, Skip]:
+    skip = Skip(
+        kind=kind,
+        severity=severity,
+        reason=reason,
+        source=source,
+        min_severity=min_severity,
+        ignored_channels=ignored,
+    )
+    return Failure(skip)
+
+
+def _as_utc(name: str, moment: datetime) -> datetime:
+    """The instant in UTC, so durations are exact even across daylight-saving changes."""
+    zone = moment.tzinfo
+    if zone is UTC:
+        return moment
+    if zone is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got naive {moment.isoformat()}")
+    return moment.astimezone(UTC)
 
 
 def decide(
@@ -97,13 +151,13 @@ def decide(
     Rules, first match wins: the effective preference is the per-kind row, else the
     global row's channels with the policy's minimum severity, else the policy; then
     severity below the minimum skips, no channels skips, a notification for the same
-    (user, kind) less than ``policy.cooldown`` before ``now`` skips; otherwise notify.
+    (user, kind) less than ``policy.cooldown`` before ``now`` (or after it) skips;
+    otherwise notify.
 
     Raises ``ValueError`` for a naive ``now`` or ``last_sent_at``: mixing naive and
     aware times is a programming error, never a skip.
     """
-    _require_aware("now", now)
-    _require_aware("last_sent_at", last_sent_at)
+    now = _as_utc("now", now)
     if kind_preference is not None:
         channels, ignored = _known_channels(kind_preference.channels)
         min_severity = kind_preference.min_severity
@@ -117,39 +171,31 @@ def decide(
         min_severity = policy.default_min_severity
         source = PreferenceSource.DEFAULT
 
-    reason: SkipReason | None = None
-    cooldown_ends_at: datetime | None = None
-    if event.severity.rank < min_severity.rank:
-        reason = SkipReason.SEVERITY_BELOW_MINIMUM
-    elif not channels:
-        reason = SkipReason.NO_CHANNELS
-    elif last_sent_at is not None and now - last_sent_at < policy.cooldown:
-        reason = SkipReason.COOLDOWN
-        cooldown_ends_at = last_sent_at + policy.cooldown
-
-    if reason is not None:
-        return Failure(
-            Skip(
-                kind=event.kind,
-                severity=event.severity,
-                reason=reason,
-                source=source,
-                min_severity=min_severity,
-                ignored_channels=ignored,
-                last_sent_at=last_sent_at,
-                cooldown_ends_at=cooldown_ends_at,
+    severity = event.severity
+    if _RANK[severity] < _RANK[min_severity]:
+        return _skipped(
+            event.kind, severity, SkipReason.SEVERITY_BELOW_MINIMUM, source, min_severity, ignored
+        )
+    if not channels:
+        return _skipped(event.kind, severity, SkipReason.NO_CHANNELS, source, min_severity, ignored)
+    if last_sent_at is not None:
+        last_utc = _as_utc("last_sent_at", last_sent_at)
+        if now - last_utc < policy.cooldown:
+            # Reported in the zone it was given in, so explanations read naturally.
+            ends = (last_utc + policy.cooldown).astimezone(last_sent_at.tzinfo)
+            return Failure(
+                Skip(
+                    kind=event.kind,
+                    severity=severity,
+                    reason=SkipReason.COOLDOWN,
+                    source=source,
+                    min_severity=min_severity,
+                    ignored_channels=ignored,
+                    last_sent_at=last_sent_at,
+                    cooldown_ends_at=ends,
+                )
             )
-        )
-    return Success(
-        Plan(
-            kind=event.kind,
-            severity=event.severity,
-            channels=channels,
-            source=source,
-            min_severity=min_severity,
-            ignored_channels=ignored,
-        )
-    )
+    return _planned(event.kind, severity, channels, source, min_severity, ignored)
 
 
 def decide_with(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 
 class _Ordered(Protocol):
-    def __lt__(self, other: object, /) -> bool: ...
-    def __le__(self, other: object, /) -> bool: ...
+    # ``Any``, not ``object``: int, float, Decimal and datetime compare only with their own.
+    def __lt__(self, other: Any, /) -> bool: ...
+    def __le__(self, other: Any, /) -> bool: ...
 
 
 _T = TypeVar("_T", bound=_Ordered)

@@ -97,52 +97,73 @@ def _body_errors(value: object) -> Iterator[FieldError]:
 
 
 def _contains_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(_contains_nul(key) or _contains_nul(item) for key, item in value.items())
-    if isinstance(value, list | tuple):
-        return any(_contains_nul(item) for item in value)
+    """Any NUL in any string, key or value, however deep (iteratively: no recursion limit)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, Mapping):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
     return False
 
 
-def _decoded_payload(field: str, value: object) -> tuple[object, tuple[FieldError, ...]]:
-    """``payload_json`` arrives as text; decode it so both spellings are checked alike."""
-    if field != "payload_json":
-        return value, ()
+def _size_error(field: str, text: str) -> FieldError | None:
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_PAYLOAD_BYTES:
+        return FieldError(field, f"must be at most {MAX_PAYLOAD_BYTES} bytes, got {size}")
+    return None
+
+
+def _object_errors(field: str, value: object) -> tuple[FieldError, ...]:
+    if not isinstance(value, Mapping):
+        return (FieldError(field, f"must be a JSON object, got {type(value).__name__}"),)
+    if _contains_nul(value):
+        return (FieldError(field, "must not contain NUL characters"),)
+    return ()
+
+
+def _payload_json_text(field: str, value: object) -> tuple[str | None, tuple[FieldError, ...]]:
+    """``payload_json``: JSON text, kept byte for byte once it proves to be an object."""
     if not isinstance(value, str):
         return None, (FieldError(field, f"must be a string, got {type(value).__name__}"),)
+    too_big = _size_error(field, value)
+    if too_big:
+        return None, (too_big,)
     try:
-        return json.loads(value), ()
+        decoded = json.loads(value)
     except json.JSONDecodeError as error:
         return None, (FieldError(field, f"is not valid JSON: {error.msg}"),)
+    except (ValueError, RecursionError) as error:
+        return None, (FieldError(field, f"is not usable JSON: {error}"),)
+    errors = _object_errors(field, decoded)
+    return (None, errors) if errors else (value, ())
+
+
+def _payload_object_text(field: str, value: object) -> tuple[str | None, tuple[FieldError, ...]]:
+    """``payload``: an object, encoded compactly as the stored text."""
+    errors = _object_errors(field, value)
+    if errors:
+        return None, errors
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as error:
+        return None, (FieldError(field, f"is not JSON-serialisable: {error}"),)
+    too_big = _size_error(field, text)
+    return (None, (too_big,)) if too_big else (text, ())
 
 
 def _payload_text(field: str, value: object) -> tuple[str | None, tuple[FieldError, ...]]:
-    """Normalise ``payload`` (an object) or ``payload_json`` (its text) to JSON text."""
+    """The payload as stored JSON text, from either spelling."""
     if value is None:
         return None, ()
-    value, errors = _decoded_payload(field, value)
-    if errors:
-        return None, errors
-    if not isinstance(value, Mapping):
-        return None, (FieldError(field, f"must be a JSON object, got {type(value).__name__}"),)
-    return _encoded_payload(field, value)
-
-
-def _encoded_payload(
-    field: str, value: Mapping[object, object]
-) -> tuple[str | None, tuple[FieldError, ...]]:
-    if _contains_nul(value):
-        return None, (FieldError(field, "must not contain NUL characters"),)
-    try:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as error:
-        return None, (FieldError(field, f"is not JSON-serialisable: {error}"),)
-    size = len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_PAYLOAD_BYTES:
-        return None, (FieldError(field, f"must be at most {MAX_PAYLOAD_BYTES} bytes, got {size}"),)
-    return text, ()
+    if field == "payload_json":
+        return _payload_json_text(field, value)
+    return _payload_object_text(field, value)
 
 
 def _kind_errors(value: object) -> Iterator[FieldError]:

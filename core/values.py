@@ -97,11 +97,17 @@ class Preference:
     min_severity: Severity
 
 
+def _unique_channels(channels: tuple[Channel, ...]) -> tuple[Channel, ...]:
+    return tuple(dict.fromkeys(channels))
+
+
 @attrs.frozen(kw_only=True)
 class Policy:
     """The operator's defaults. ``Policy()`` behaves exactly like the reference."""
 
-    default_channels: tuple[Channel, ...] = (Channel.IN_APP,)
+    default_channels: tuple[Channel, ...] = attrs.field(
+        default=(Channel.IN_APP,), converter=_unique_channels
+    )
     default_min_severity: Severity = Severity.INFO
     cooldown: timedelta = timedelta(hours=24)
 

@@ -206,6 +206,7 @@ async def record_batch(
     for event in events:
         if event.event_id not in mine:
             continue
+        mine.discard(event.event_id)  # decided now: a repeat is no longer claimed
         key = (event.user_id, event.kind)
         inputs = DecisionInputs(
             kind_preference=preferences.get(key),

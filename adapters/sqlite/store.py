@@ -215,11 +215,12 @@ class SqliteStore:
                     (worker_id, *(e.event_id for e in events)),
                 )
             }
-            return [
-                self._decide_and_record(connection, worker_id, event, decide)
-                for event in events
-                if event.event_id in mine
-            ]
+            recorded = []
+            for event in events:
+                if event.event_id in mine:
+                    mine.discard(event.event_id)  # decided now: a repeat is no longer claimed
+                    recorded.append(self._decide_and_record(connection, worker_id, event, decide))
+            return recorded
 
         return await self._call(self._write, record)
 

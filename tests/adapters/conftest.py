@@ -22,6 +22,7 @@ import attrs
 import pytest
 
 from adapters.memory import MemoryStore
+from adapters.postgres import PostgresStore
 from adapters.sqlite import SqliteStore
 from core.ports import Store
 
@@ -56,6 +57,7 @@ class StoreSettings:
     clock: FakeClock
     lease: timedelta
     directory: Path
+    postgres_url: str | None = None
 
 
 StoreFactory = Callable[[StoreSettings], AbstractAsyncContextManager[Store]]
@@ -73,9 +75,16 @@ async def sqlite_store(settings: StoreSettings) -> AsyncIterator[Store]:
     )
 
 
+@asynccontextmanager
+async def postgres_store(settings: StoreSettings) -> AsyncIterator[Store]:
+    assert settings.postgres_url is not None
+    yield PostgresStore(settings.postgres_url, clock=settings.clock, lease=settings.lease)
+
+
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "memory": memory_store,
     "sqlite": sqlite_store,
+    "postgres": postgres_store,
 }
 
 
@@ -106,7 +115,10 @@ def store(
 ) -> Iterator[Store]:
     """A migrated store of each backend, closed (and torn down) after the test."""
     factory = STORE_FACTORIES[str(request.param)]
-    settings = StoreSettings(clock=clock, lease=LEASE, directory=tmp_path)
+    postgres_url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    settings = StoreSettings(
+        clock=clock, lease=LEASE, directory=tmp_path, postgres_url=postgres_url
+    )
     stack = AsyncExitStack()
     try:
         yield loop.run(_open_store(factory, settings, stack))

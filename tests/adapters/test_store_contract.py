@@ -309,6 +309,31 @@ def test_backlog_counts_events_not_terminal(store: Store, loop: asyncio.Runner) 
     loop.run(scenario())
 
 
+def test_renew_claims_extends_only_the_workers_own_leases(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        await store.set_preference(USER, KIND, ALL_CHANNELS)
+        recorded = await submit_one(store, make_event("e1"))
+        await store.enqueue([make_event("mine", kind="k2"), make_event("theirs", kind="k3")])
+        assert [item.event_id for item in await store.claim_events(W1, 1)] == ["mine"]
+        assert [item.event_id for item in await store.claim_events(W2, 1)] == ["theirs"]
+
+        clock.advance(LEASE - timedelta(seconds=1))
+        await store.renew_claims(W1)
+        clock.advance(timedelta(seconds=2))
+
+        assert await store.claim_due_deliveries(W2, 10) == []
+        assert [item.event_id for item in await store.claim_events(W2, 10)] == ["theirs"]
+        clock.advance(LEASE + timedelta(seconds=1))
+        assert {job.delivery_id for job in await store.claim_due_deliveries(W2, 10)} == {
+            job.delivery_id for job in recorded.jobs
+        }
+        assert [item.event_id for item in await store.claim_events(W2, 10)] == ["mine", "theirs"]
+
+    loop.run(scenario())
+
+
 # -- rejection -----------------------------------------------------------------------
 
 

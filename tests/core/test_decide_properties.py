@@ -9,7 +9,9 @@ failure names the rule that broke.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
@@ -142,6 +144,7 @@ def model(
     last_utc = last_sent_at.astimezone(UTC) if last_sent_at is not None else None
 
     def skip(reason: SkipReason, ends: datetime | None = None) -> Skip:
+        # Only a cooldown skip compared against the last notification, so only it says when.
         return Skip(
             kind=event.kind,
             severity=event.severity,
@@ -149,7 +152,7 @@ def model(
             source=source,
             min_severity=minimum,
             ignored_channels=ignored,
-            last_sent_at=last_sent_at,
+            last_sent_at=last_sent_at if reason is SkipReason.COOLDOWN else None,
             cooldown_ends_at=ends,
         )
 
@@ -428,7 +431,7 @@ def test_severity_below_minimum_wins_over_no_channels_and_cooldown(
     assert skip.min_severity is minimum
     assert skip.severity is severity
     assert skip.source is PreferenceSource(layer)
-    assert skip.last_sent_at == last
+    assert skip.last_sent_at is None  # the cooldown was never compared
     assert skip.cooldown_ends_at is None
 
 
@@ -447,7 +450,6 @@ def test_severity_below_minimum_concrete() -> None:
             reason=SkipReason.SEVERITY_BELOW_MINIMUM,
             source=PreferenceSource.KIND,
             min_severity=Severity.WATCH,
-            last_sent_at=NOW,
         )
     )
 
@@ -486,7 +488,7 @@ def test_per_kind_row_without_known_channels_is_silent_even_in_cooldown(
     assert skip.source is PreferenceSource.KIND
     assert skip.ignored_channels == unique(unknown)
     assert skip.cooldown_ends_at is None
-    assert skip.last_sent_at == last
+    assert skip.last_sent_at is None  # the cooldown was never compared
 
 
 def test_empty_per_kind_row_silences_even_with_a_global_row() -> None:
@@ -504,7 +506,6 @@ def test_empty_per_kind_row_silences_even_with_a_global_row() -> None:
             reason=SkipReason.NO_CHANNELS,
             source=PreferenceSource.KIND,
             min_severity=Severity.INFO,
-            last_sent_at=NOW - timedelta(minutes=5),
         )
     )
 
@@ -853,3 +854,48 @@ def test_policy_argument_defaults_to_policy() -> None:
             )
             assert with_default == explicit
             assert isinstance(with_default, Success) == (elapsed == timedelta(hours=24))
+
+
+# ------------------------------------------------ exact durations across DST changes
+
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+@pytest.mark.parametrize(
+    ("last", "now", "expect_cooldown"),
+    [
+        # 23 h 30 min really elapse over the spring-forward night: still inside.
+        (
+            datetime(2024, 3, 30, 12, 0, tzinfo=PARIS),
+            datetime(2024, 3, 31, 12, 30, tzinfo=PARIS),
+            True,
+        ),
+        # 24 h 30 min really elapse over the fall-back night: outside.
+        (
+            datetime(2024, 10, 26, 12, 0, tzinfo=PARIS),
+            datetime(2024, 10, 27, 11, 30, tzinfo=PARIS),
+            False,
+        ),
+    ],
+)
+def test_cooldown_counts_real_time_across_daylight_saving_changes(
+    last: datetime, now: datetime, expect_cooldown: bool
+) -> None:
+    last_sent = last
+    result = decide(
+        event_with(Severity.INFO),
+        kind_preference=None,
+        global_preference=None,
+        last_sent_at=last_sent,
+        now=now,
+    )
+    assert isinstance(result, Failure) is expect_cooldown
+    if expect_cooldown:
+        skip = result.failure()
+        assert skip.cooldown_ends_at == last_sent.astimezone(UTC) + timedelta(hours=24)
+
+
+def test_policy_default_channels_are_deduplicated() -> None:
+    policy = Policy(default_channels=(Channel.EMAIL, Channel.IN_APP, Channel.EMAIL))
+    assert policy.default_channels == (Channel.EMAIL, Channel.IN_APP)

@@ -7,9 +7,7 @@ against what a store would really record.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
-from typing import cast
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -286,29 +284,24 @@ def test_outcome_mapping_shape() -> None:
 
 # ---------------------------------------------------------------------- crossed_upward
 
-# core.triggers bounds its type variable by a protocol whose ``__lt__`` takes ``object``;
-# ``int.__lt__`` takes ``int``, so mypy refuses ints there. The cast types the calls
-# below as intended; what is tested is the runtime behaviour.
-crossed_upward_ints = cast("Callable[[int, int, int], bool]", crossed_upward)
-
 
 @given(prior=st.integers(), current=st.integers(), threshold=st.integers())
 def test_crossed_upward_is_prior_below_and_current_at_or_above(
     prior: int, current: int, threshold: int
 ) -> None:
-    crossed = crossed_upward_ints(prior, current, threshold)
+    crossed = crossed_upward(prior, current, threshold)
     assert crossed == (prior < threshold and current >= threshold)
     if crossed:
         # A steady reading above the threshold is not a new crossing.
-        assert not crossed_upward_ints(current, current, threshold)
-        assert not crossed_upward_ints(current, current + 1, threshold)
+        assert not crossed_upward(current, current, threshold)
+        assert not crossed_upward(current, current + 1, threshold)
 
 
 def test_crossed_upward_examples() -> None:
-    assert crossed_upward_ints(49, 50, 50)
-    assert crossed_upward_ints(0, 100, 50)
-    assert not crossed_upward_ints(50, 60, 50)
-    assert not crossed_upward_ints(49, 49, 50)
-    assert not crossed_upward_ints(60, 40, 50)
+    assert crossed_upward(49, 50, 50)
+    assert crossed_upward(0, 100, 50)
+    assert not crossed_upward(50, 60, 50)
+    assert not crossed_upward(49, 49, 50)
+    assert not crossed_upward(60, 40, 50)
     assert crossed_upward(Severity.INFO, Severity.CRITICAL, Severity.WATCH)
     assert not crossed_upward(Severity.WATCH, Severity.CRITICAL, Severity.WATCH)
