@@ -8,14 +8,14 @@ completion without awaiting, so each call is atomic.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import attrs
 
+from adapters.recording import BatchRecorder, DeliveryRow
 from core import Event, Preference, explain, normalise_channel_names
-from core.decision import DecisionInputs, Plan, Skip, outcome_of
+from core.decision import Plan, Skip
 from core.ports import DecideFn
 from core.records import (
     TERMINAL_EVENT_STATUSES,
@@ -33,7 +33,6 @@ from core.records import (
     settled_status,
 )
 from core.validation import InvalidEvent
-from core.values import GLOBAL_KIND, Channel
 
 _DUE_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 
@@ -49,20 +48,6 @@ class _EventRow:
     outcome: Plan | Skip | None = None
     error: str | None = None
     notification_id: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class _DeliveryRow:
-    id: str
-    notification_id: str
-    channel: Channel
-    status: DeliveryStatus
-    attempts: int = 0
-    next_attempt_at: datetime | None = None
-    last_error: str | None = None
-    delivered_at: datetime | None = None
-    claimed_by: str | None = None
-    lease_until: datetime | None = None
 
 
 def _claimable(claimed_by: str | None, lease_until: datetime | None, now: datetime) -> bool:
@@ -81,7 +66,7 @@ class MemoryStore:
         self._events: dict[str, _EventRow] = {}
         self._notifications: dict[str, Notification] = {}
         self._last_sent: dict[tuple[str, str], datetime] = {}
-        self._deliveries: dict[str, _DeliveryRow] = {}
+        self._deliveries: dict[str, DeliveryRow] = {}
 
     async def migrate(self) -> int:
         return 0
@@ -154,86 +139,38 @@ class MemoryStore:
     async def record_decisions(
         self, worker_id: str, events: Sequence[Event], decide: DecideFn
     ) -> Sequence[RecordedEvent]:
-        recorded: list[RecordedEvent] = []
-        for event in events:
-            row = self._events.get(event.event_id)
-            if row is None or row.status is not EventStatus.CLAIMED or row.claimed_by != worker_id:
-                continue
-            now = self._clock()
-            key = (event.user_id, event.kind)
-            inputs = DecisionInputs(
-                kind_preference=self._preferences.get(key),
-                global_preference=self._preferences.get((event.user_id, GLOBAL_KIND)),
-                last_sent_at=self._last_sent.get(key),
-            )
-            outcome = outcome_of(decide(event, inputs, now))
-            recorded.append(self._record(worker_id, event, row, outcome, now))
-        return recorded
-
-    def _record(
-        self, worker_id: str, event: Event, row: _EventRow, outcome: Plan | Skip, now: datetime
-    ) -> RecordedEvent:
-        if isinstance(outcome, Skip):
-            self._events[event.event_id] = attrs.evolve(
-                row, status=EventStatus.SKIPPED, outcome=outcome, decided_at=now
-            )
-            return RecordedEvent(event_id=event.event_id, outcome=outcome, notification_id=None)
-        notification = Notification(
-            id=uuid.uuid4().hex,
-            event_id=event.event_id,
-            user_id=event.user_id,
-            kind=event.kind,
-            severity=event.severity,
-            title=event.title,
-            body=event.body,
-            payload_json=event.payload_json,
-            created_at=now,
-            read_at=None,
-            dispatched_via=(Channel.IN_APP,) if Channel.IN_APP in outcome.channels else (),
-        )
-        self._notifications[notification.id] = notification
-        self._last_sent[(event.user_id, event.kind)] = now
-        jobs: list[DeliveryJob] = []
-        for channel in outcome.channels:
-            delivery = self._new_delivery(worker_id, notification.id, channel, now)
-            self._deliveries[delivery.id] = delivery
-            if delivery.status is DeliveryStatus.PENDING:
-                jobs.append(self._job(delivery))
-        self._events[event.event_id] = attrs.evolve(
-            row,
-            status=EventStatus.NOTIFIED,
-            outcome=outcome,
-            decided_at=now,
-            notification_id=notification.id,
-        )
-        return RecordedEvent(
-            event_id=event.event_id,
-            outcome=outcome,
-            notification_id=notification.id,
-            jobs=tuple(jobs),
-        )
-
-    def _new_delivery(
-        self, worker_id: str, notification_id: str, channel: Channel, now: datetime
-    ) -> _DeliveryRow:
-        if channel is Channel.IN_APP:
-            return _DeliveryRow(
-                id=uuid.uuid4().hex,
-                notification_id=notification_id,
-                channel=channel,
-                status=DeliveryStatus.DELIVERED,
-                attempts=1,
-                delivered_at=now,
-            )
-        return _DeliveryRow(
-            id=uuid.uuid4().hex,
-            notification_id=notification_id,
-            channel=channel,
-            status=DeliveryStatus.PENDING,
-            next_attempt_at=now,
-            claimed_by=worker_id,
+        mine = {
+            event.event_id
+            for event in events
+            if (row := self._events.get(event.event_id)) is not None
+            and row.status is EventStatus.CLAIMED
+            and row.claimed_by == worker_id
+        }
+        now = self._clock()
+        recorder = BatchRecorder(
+            worker_id=worker_id,
+            decide=decide,
+            now=now,
             lease_until=now + self._lease,
+            preferences=self._preferences,
+            last_sent=self._last_sent,
         )
+        recorded = recorder.record_claimed(events, mine)
+        for notification in recorder.notifications:
+            self._notifications[notification.id] = notification
+        for delivery in recorder.deliveries:
+            self._deliveries[delivery.id] = delivery
+        for decided in recorder.events:
+            self._events[decided.event_id] = attrs.evolve(
+                self._events[decided.event_id],
+                status=decided.status,
+                outcome=decided.outcome,
+                decided_at=decided.decided_at,
+                notification_id=decided.notification_id,
+                claimed_by=None,
+                lease_until=None,
+            )
+        return recorded
 
     async def event_record(self, event_id: str) -> EventRecord | None:
         row = self._events.get(event_id)
@@ -256,7 +193,7 @@ class MemoryStore:
 
     # -- deliveries ----------------------------------------------------------------
 
-    def _job(self, delivery: _DeliveryRow) -> DeliveryJob:
+    def _job(self, delivery: DeliveryRow) -> DeliveryJob:
         return DeliveryJob(
             delivery_id=delivery.id,
             channel=delivery.channel,
@@ -316,7 +253,7 @@ class MemoryStore:
         rows = [row for row in self._deliveries.values() if status is None or row.status is status]
         return [self._delivery_record(row) for row in rows[:limit]]
 
-    def _delivery_record(self, row: _DeliveryRow) -> DeliveryRecord:
+    def _delivery_record(self, row: DeliveryRow) -> DeliveryRecord:
         notification = self._notifications[row.notification_id]
         return DeliveryRecord(
             delivery_id=row.id,

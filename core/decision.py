@@ -27,7 +27,7 @@ class SkipReason(enum.Enum):
     COOLDOWN = "cooldown"
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, cache_hash=True)
 class Plan:
     """Notify on ``channels``, in preference order; the rest says why."""
 
@@ -39,7 +39,7 @@ class Plan:
     ignored_channels: tuple[str, ...] = ()
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, cache_hash=True)
 class Skip:
     """Do not notify, for ``reason``; the rest is what was compared to get there."""
 

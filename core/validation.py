@@ -8,6 +8,7 @@ bodies and payloads are stored and sent verbatim.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 
 import attrs
@@ -47,8 +48,11 @@ class InvalidEvent:
         return "; ".join(str(error) for error in self.errors)
 
 
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
+
+
 def _has_control_character(text: str) -> bool:
-    return any(ord(char) < 32 or ord(char) == 127 for char in text)
+    return _CONTROL_CHARACTER.search(text) is not None
 
 
 def _identifier_errors(field: str, value: object) -> Iterator[FieldError]:

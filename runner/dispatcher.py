@@ -40,7 +40,7 @@ class DispatchOptions:
 
     workers: int = 4
     intake_size: int = 256
-    batch_size: int = 64
+    batch_size: int = 256
     poll_interval: float = 0.5
     sends_per_channel: int = 16
     renew_interval: float = 10.0
@@ -114,6 +114,7 @@ class Dispatcher:
         self._tally = _Tally()
         self._stopping = asyncio.Event()
         self._in_hand = 0
+        self._all_decided = asyncio.Event()
 
     def stop(self) -> None:
         """Stop claiming new work; what was accepted is still finished."""
@@ -148,15 +149,19 @@ class Dispatcher:
                 await self._accept(item.event_id, parse_event(item.fields))
             if items:
                 continue
-            if until_idle and await self._idle():
+            if self._in_hand or self._sending:
+                await self._settle_down()
+            elif until_idle and (await self._patiently(self._store.backlog)).empty:
                 return
-            await self._store.wait_for_events(self._options.poll_interval)
+            else:
+                await self._store.wait_for_events(self._options.poll_interval)
 
     async def _accept(self, event_id: str, parsed: Result[Event, InvalidEvent]) -> None:
         match parsed:
             case Success(event):
                 queue = self._queues[hash((event.user_id, event.kind)) % len(self._queues)]
                 self._in_hand += 1
+                self._all_decided.clear()
                 await queue.put(event)
             case Failure(error):
                 await self._reject(event_id, error)
@@ -166,10 +171,13 @@ class Dispatcher:
         self._tally.rejected += 1
         log.warning("event %s rejected: %s", event_id, error)
 
-    async def _idle(self) -> bool:
-        if self._in_hand or self._sending:
-            return False
-        return (await self._patiently(self._store.backlog)).empty
+    async def _settle_down(self) -> None:
+        """Wait, at most a poll interval, for the work in hand to finish."""
+        waits = [*self._sending, asyncio.ensure_future(self._all_decided.wait())]
+        await asyncio.wait(
+            waits, timeout=self._options.poll_interval, return_when=asyncio.FIRST_COMPLETED
+        )
+        waits[-1].cancel()
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when asked to stop."""
@@ -217,6 +225,8 @@ class Dispatcher:
                 self._note(recorded)
             finally:
                 self._in_hand -= len(batch)
+                if not self._in_hand:
+                    self._all_decided.set()
                 for _ in batch:
                     queue.task_done()
 

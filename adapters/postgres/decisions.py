@@ -12,21 +12,18 @@ with skewed clocks agree, and a later decision never sees an earlier time.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from psycopg import AsyncCursor
-from psycopg.types.json import Jsonb
 
 from adapters.postgres.rows import Row, preference_from_row
-from core import GLOBAL_KIND, Event, explain, outcome_to_mapping
-from core.decision import DecisionInputs, Plan, Skip, outcome_of
+from adapters.recording import BatchRecorder, Key
+from core import GLOBAL_KIND, Event
+from core.decision import Skip
 from core.ports import DecideFn
-from core.records import DeliveryJob, Notification, RecordedEvent
-from core.values import Channel, Preference
-
-Key = tuple[str, str]
+from core.records import RecordedEvent
+from core.values import Preference
 
 
 def lock_key(user_id: str, kind: str) -> int:
@@ -84,99 +81,40 @@ async def _inputs(
     return preferences, last_sent
 
 
-class _BatchWriter:
-    """Collects the rows a batch writes, to send them with one executemany each."""
-
-    def __init__(self, worker_id: str, lease_until: datetime) -> None:
-        self.worker_id = worker_id
-        self.lease_until = lease_until
-        self.notifications: list[tuple[object, ...]] = []
-        self.deliveries: list[tuple[object, ...]] = []
-        self.events: list[tuple[object, ...]] = []
-
-    def plan(self, event: Event, plan: Plan, now: datetime) -> RecordedEvent:
-        in_app = [Channel.IN_APP.value] if Channel.IN_APP in plan.channels else []
-        notification = Notification(
-            id=uuid.uuid4().hex,
-            event_id=event.event_id,
-            user_id=event.user_id,
-            kind=event.kind,
-            severity=event.severity,
-            title=event.title,
-            body=event.body,
-            payload_json=event.payload_json,
-            created_at=now,
-            read_at=None,
-            dispatched_via=tuple(Channel(name) for name in in_app),
-        )
-        self.notifications.append(
-            (notification.id, event.event_id, event.user_id, event.kind, event.severity.value,
-             event.title, event.body, event.payload_json, now, in_app)
+async def _write(cursor: AsyncCursor[Row], recorder: BatchRecorder) -> None:
+    if recorder.notifications:
+        await cursor.executemany(
+            "INSERT INTO notifications (id, event_id, user_id, kind, severity, title, body,"
+            " payload_json, created_at, dispatched_via)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (n.id, n.event_id, n.user_id, n.kind, n.severity.value, n.title, n.body,
+                 n.payload_json, n.created_at, [c.value for c in n.dispatched_via])
+                for n in recorder.notifications
+            ],
         )  # fmt: skip
-        jobs = []
-        for channel in plan.channels:
-            delivery_id = uuid.uuid4().hex
-            if channel is Channel.IN_APP:
-                self.deliveries.append(
-                    (delivery_id, notification.id, channel.value, "delivered", 1, None, now,
-                     None, None)
-                )  # fmt: skip
-                continue
-            self.deliveries.append(
-                (delivery_id, notification.id, channel.value, "pending", 0, now, None,
-                 self.worker_id, self.lease_until)
-            )  # fmt: skip
-            jobs.append(
-                DeliveryJob(
-                    delivery_id=delivery_id, channel=channel, attempts=0, notification=notification
-                )
-            )
-        self._event(event, plan, now, notification.id)
-        return RecordedEvent(
-            event_id=event.event_id, outcome=plan, notification_id=notification.id, jobs=tuple(jobs)
-        )
-
-    def skip(self, event: Event, skip: Skip, now: datetime) -> RecordedEvent:
-        self._event(event, skip, now, None)
-        return RecordedEvent(event_id=event.event_id, outcome=skip, notification_id=None)
-
-    def _event(
-        self, event: Event, outcome: Plan | Skip, now: datetime, notification_id: str | None
-    ) -> None:
-        self.events.append(
-            (
-                "notified" if isinstance(outcome, Plan) else "skipped",
-                outcome.reason.value if isinstance(outcome, Skip) else None,
-                Jsonb(outcome_to_mapping(outcome)),
-                explain(outcome),
-                now,
-                notification_id,
-                event.event_id,
-            )
-        )
-
-    async def write(self, cursor: AsyncCursor[Row]) -> None:
-        if self.notifications:
-            await cursor.executemany(
-                "INSERT INTO notifications (id, event_id, user_id, kind, severity, title, body,"
-                " payload_json, created_at, dispatched_via)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                self.notifications,
-            )
-        if self.deliveries:
-            await cursor.executemany(
-                "INSERT INTO deliveries (id, notification_id, channel, status, attempts,"
-                " next_attempt_at, delivered_at, claimed_by, lease_until)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                self.deliveries,
-            )
-        if self.events:
-            await cursor.executemany(
-                "UPDATE events SET status = %s, reason = %s, decision = %s, explanation = %s,"
-                " decided_at = %s, notification_id = %s, claimed_by = NULL, lease_until = NULL"
-                " WHERE event_id = %s",
-                self.events,
-            )
+    if recorder.deliveries:
+        await cursor.executemany(
+            "INSERT INTO deliveries (id, notification_id, channel, status, attempts,"
+            " next_attempt_at, delivered_at, claimed_by, lease_until)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (d.id, d.notification_id, d.channel.value, d.status.value, d.attempts,
+                 d.next_attempt_at, d.delivered_at, d.claimed_by, d.lease_until)
+                for d in recorder.deliveries
+            ],
+        )  # fmt: skip
+    await cursor.executemany(
+        "UPDATE events SET status = %s, reason = %s, decision = %s::jsonb, explanation = %s,"
+        " decided_at = %s, notification_id = %s, claimed_by = NULL, lease_until = NULL"
+        " WHERE event_id = %s",
+        [
+            (e.status.value, e.outcome.reason.value if isinstance(e.outcome, Skip) else None,
+             e.decision_json, e.explanation, e.decided_at,
+             e.notification_id, e.event_id)
+            for e in recorder.events
+        ],
+    )  # fmt: skip
 
 
 async def record_batch(
@@ -201,23 +139,15 @@ async def record_batch(
         found = await cursor.fetchone()
         assert found is not None
         now = found["now"]
-    writer = _BatchWriter(worker_id, now + lease)
-    recorded = []
-    for event in events:
-        if event.event_id not in mine:
-            continue
-        mine.discard(event.event_id)  # decided now: a repeat is no longer claimed
-        key = (event.user_id, event.kind)
-        inputs = DecisionInputs(
-            kind_preference=preferences.get(key),
-            global_preference=preferences.get((event.user_id, GLOBAL_KIND)),
-            last_sent_at=last_sent.get(key),
-        )
-        outcome = outcome_of(decide(event, inputs, now))
-        if isinstance(outcome, Plan):
-            recorded.append(writer.plan(event, outcome, now))
-            last_sent[key] = now
-        else:
-            recorded.append(writer.skip(event, outcome, now))
-    await writer.write(cursor)
+    recorder = BatchRecorder(
+        worker_id=worker_id,
+        decide=decide,
+        now=now,
+        lease_until=now + lease,
+        preferences=preferences,
+        last_sent=last_sent,
+    )
+    recorded = recorder.record_claimed(events, mine)
+    if recorded:
+        await _write(cursor, recorder)
     return recorded

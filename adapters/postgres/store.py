@@ -146,7 +146,8 @@ class PostgresStore:
             await cursor.execute(
                 "UPDATE events SET status = 'claimed', claimed_by = %(worker)s,"
                 " lease_until = %(lease)s WHERE seq IN (SELECT seq FROM events"
-                "  WHERE status = 'pending' OR (status = 'claimed' AND lease_until <= %(now)s)"
+                "  WHERE status IN ('pending', 'claimed')"
+                "  AND (status = 'pending' OR lease_until <= %(now)s)"
                 "  ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
                 " RETURNING seq, event_id, user_id, kind, severity, title, body, payload_json",
                 {"worker": worker_id, "lease": now + self._lease, "now": now, "limit": limit},
@@ -190,7 +191,8 @@ class PostgresStore:
             )
             await cursor.execute(
                 "UPDATE deliveries SET lease_until = %(lease)s WHERE id IN (SELECT id FROM"
-                " deliveries WHERE claimed_by = %(worker)s FOR UPDATE SKIP LOCKED)",
+                " deliveries WHERE status IN ('pending', 'failed') AND claimed_by = %(worker)s"
+                " FOR UPDATE SKIP LOCKED)",
                 values,
             )
 

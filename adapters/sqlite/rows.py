@@ -22,7 +22,13 @@ from core.values import Channel
 
 def time_text(moment: datetime) -> str:
     """UTC, fixed width: text order is time order, so SQL can compare times as text."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
+
+
+def time_or_null(moment: datetime | None) -> str | None:
+    return time_text(moment) if moment is not None else None
 
 
 def time_or_none(text: str | None) -> datetime | None:

@@ -11,17 +11,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from adapters.migrations import load_migrations
-from adapters.sqlite import rows
-from core import GLOBAL_KIND, Event, Preference, explain, normalise_channel_names
-from core.codec import outcome_to_mapping
-from core.decision import DecisionInputs, Plan, Skip, outcome_of
+from adapters.recording import BatchRecorder
+from adapters.sqlite import decisions, rows
+from core import Event, Preference, normalise_channel_names
 from core.ports import DecideFn
 from core.records import (
     Backlog,
@@ -37,11 +35,11 @@ from core.records import (
     settled_status,
 )
 from core.validation import InvalidEvent
-from core.values import Channel
 
 _T = TypeVar("_T")
 
-_CLAIMABLE = "(status = 'pending' OR (status = 'claimed' AND lease_until <= :now))"
+# Written so SQLite can answer from the partial index of open events.
+_CLAIMABLE = "status IN ('pending', 'claimed') AND (status = 'pending' OR lease_until <= :now)"
 _DUE = "status IN ('pending', 'failed') AND next_attempt_at <= :now"
 
 
@@ -190,10 +188,16 @@ class SqliteStore:
         def renew(connection: sqlite3.Connection) -> None:
             values = (rows.time_text(self._clock() + self._lease), worker_id)
             connection.execute(
-                "UPDATE events SET lease_until = ? WHERE claimed_by = ? AND status = 'claimed'",
+                # The IN term lets SQLite use the partial index of open events.
+                "UPDATE events SET lease_until = ? WHERE status IN ('pending', 'claimed')"
+                " AND status = 'claimed' AND claimed_by = ?",
                 values,
             )
-            connection.execute("UPDATE deliveries SET lease_until = ? WHERE claimed_by = ?", values)
+            connection.execute(
+                "UPDATE deliveries SET lease_until = ? WHERE status IN ('pending', 'failed')"
+                " AND claimed_by = ?",
+                values,
+            )
 
         await self._call(self._write, renew)
 
@@ -207,154 +211,25 @@ class SqliteStore:
         self, worker_id: str, events: Sequence[Event], decide: DecideFn
     ) -> Sequence[RecordedEvent]:
         def record(connection: sqlite3.Connection) -> list[RecordedEvent]:
-            mine = {
-                row[0]
-                for row in connection.execute(
-                    "SELECT event_id FROM events WHERE status = 'claimed' AND claimed_by = ?"
-                    f" AND event_id IN ({','.join('?' * len(events))})",
-                    (worker_id, *(e.event_id for e in events)),
-                )
-            }
-            recorded = []
-            for event in events:
-                if event.event_id in mine:
-                    mine.discard(event.event_id)  # decided now: a repeat is no longer claimed
-                    recorded.append(self._decide_and_record(connection, worker_id, event, decide))
+            mine = decisions.claimed_by(connection, worker_id, events)
+            if not mine:
+                return []
+            keys = {(e.user_id, e.kind) for e in events if e.event_id in mine}
+            preferences, last_sent = decisions.load_inputs(connection, keys)
+            now = self._clock()
+            recorder = BatchRecorder(
+                worker_id=worker_id,
+                decide=decide,
+                now=now,
+                lease_until=now + self._lease,
+                preferences=preferences,
+                last_sent=last_sent,
+            )
+            recorded = recorder.record_claimed(events, mine)
+            decisions.write(connection, recorder)
             return recorded
 
         return await self._call(self._write, record)
-
-    def _inputs(self, connection: sqlite3.Connection, event: Event) -> DecisionInputs:
-        found = {
-            row["kind"]: rows.preference_from_row(row)
-            for row in connection.execute(
-                "SELECT kind, channels, min_severity FROM notification_preferences"
-                " WHERE user_id = ? AND kind IN (?, ?)",
-                (event.user_id, event.kind, GLOBAL_KIND),
-            )
-        }
-        last = connection.execute(
-            "SELECT max(created_at) FROM notifications WHERE user_id = ? AND kind = ?",
-            (event.user_id, event.kind),
-        ).fetchone()[0]
-        return DecisionInputs(
-            kind_preference=found.get(event.kind),
-            global_preference=found.get(GLOBAL_KIND),
-            last_sent_at=rows.time_or_none(last),
-        )
-
-    def _decide_and_record(
-        self, connection: sqlite3.Connection, worker_id: str, event: Event, decide: DecideFn
-    ) -> RecordedEvent:
-        now = self._clock()
-        outcome = outcome_of(decide(event, self._inputs(connection, event), now))
-        notification_id: str | None = None
-        jobs: tuple[DeliveryJob, ...] = ()
-        if isinstance(outcome, Plan):
-            notification_id, jobs = self._insert_notification(
-                connection, worker_id, event, outcome, now
-            )
-        connection.execute(
-            "UPDATE events SET status = ?, reason = ?, decision_json = ?, explanation = ?,"
-            " decided_at = ?, notification_id = ?, claimed_by = NULL, lease_until = NULL"
-            " WHERE event_id = ?",
-            (
-                "notified" if isinstance(outcome, Plan) else "skipped",
-                outcome.reason.value if isinstance(outcome, Skip) else None,
-                json.dumps(outcome_to_mapping(outcome)),
-                explain(outcome),
-                rows.time_text(now),
-                notification_id,
-                event.event_id,
-            ),
-        )
-        return RecordedEvent(
-            event_id=event.event_id, outcome=outcome, notification_id=notification_id, jobs=jobs
-        )
-
-    def _insert_notification(
-        self,
-        connection: sqlite3.Connection,
-        worker_id: str,
-        event: Event,
-        plan: Plan,
-        now: datetime,
-    ) -> tuple[str, tuple[DeliveryJob, ...]]:
-        in_app = (Channel.IN_APP,) if Channel.IN_APP in plan.channels else ()
-        notification = Notification(
-            id=uuid.uuid4().hex,
-            event_id=event.event_id,
-            user_id=event.user_id,
-            kind=event.kind,
-            severity=event.severity,
-            title=event.title,
-            body=event.body,
-            payload_json=event.payload_json,
-            created_at=now,
-            read_at=None,
-            dispatched_via=in_app,
-        )
-        stamp = rows.time_text(now)
-        connection.execute(
-            "INSERT INTO notifications (id, event_id, user_id, kind, severity, title, body,"
-            " payload_json, created_at, dispatched_via) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                notification.id,
-                event.event_id,
-                event.user_id,
-                event.kind,
-                event.severity.value,
-                event.title,
-                event.body,
-                event.payload_json,
-                stamp,
-                rows.channels_text(in_app),
-            ),
-        )
-        jobs: list[DeliveryJob] = []
-        lease = rows.time_text(now + self._lease)
-        for channel in plan.channels:
-            delivery_id = uuid.uuid4().hex
-            values: tuple[object, ...]
-            if channel is Channel.IN_APP:
-                values = (
-                    delivery_id,
-                    notification.id,
-                    channel.value,
-                    "delivered",
-                    1,
-                    None,
-                    stamp,
-                    None,
-                    None,
-                )
-            else:
-                values = (
-                    delivery_id,
-                    notification.id,
-                    channel.value,
-                    "pending",
-                    0,
-                    stamp,
-                    None,
-                    worker_id,
-                    lease,
-                )
-                jobs.append(
-                    DeliveryJob(
-                        delivery_id=delivery_id,
-                        channel=channel,
-                        attempts=0,
-                        notification=notification,
-                    )
-                )
-            connection.execute(
-                "INSERT INTO deliveries (id, notification_id, channel, status, attempts,"
-                " next_attempt_at, delivered_at, claimed_by, lease_until)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                values,
-            )
-        return notification.id, tuple(jobs)
 
     async def event_record(self, event_id: str) -> EventRecord | None:
         def read() -> EventRecord | None:

@@ -1,0 +1,179 @@
+"""What recording a batch of decisions writes, worked out once for every store.
+
+A store loads the batch's inputs (preferences, last notification per (user, kind))
+in as few queries as it can, then feeds the events through a ``BatchRecorder`` in
+order: it decides each one, remembers new notifications for the cooldown of later
+events in the same batch, and collects plain rows. The store then writes the rows
+in its own dialect, one statement per table. Memory, SQLite and PostgreSQL thus
+record the same things the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import attrs
+
+from core import GLOBAL_KIND, Event, explain, outcome_to_mapping
+from core.decision import DecisionInputs, Plan, Skip, outcome_of
+from core.ports import DecideFn
+from core.records import DeliveryJob, DeliveryStatus, EventStatus, Notification, RecordedEvent
+from core.values import Channel, Preference
+
+Key = tuple[str, str]
+
+
+@attrs.frozen(kw_only=True)
+class DeliveryRow:
+    id: str
+    notification_id: str
+    channel: Channel
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    claimed_by: str | None
+    lease_until: datetime | None
+    last_error: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DecidedEventRow:
+    event_id: str
+    status: EventStatus
+    outcome: Plan | Skip
+    decision_json: str
+    explanation: str
+    decided_at: datetime
+    notification_id: str | None
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared_texts(outcome: Plan | Skip) -> tuple[str, str]:
+    return json.dumps(outcome_to_mapping(outcome)), explain(outcome)
+
+
+def decision_texts(outcome: Plan | Skip) -> tuple[str, str]:
+    """The decision as stored JSON and its explanation. Outcomes without times repeat
+    across events (``decide`` shares them), so their texts are rendered once."""
+    if isinstance(outcome, Skip) and outcome.last_sent_at is not None:
+        return json.dumps(outcome_to_mapping(outcome)), explain(outcome)
+    return _shared_texts(outcome)
+
+
+class BatchRecorder:
+    """Decides events in order against loaded inputs and collects the rows to write.
+
+    In-app delivery is the notification row itself, so it is recorded delivered at
+    once; every other planned channel becomes a pending delivery already claimed by
+    the recording worker, returned as a job to send now.
+    """
+
+    def __init__(
+        self,
+        *,
+        worker_id: str,
+        decide: DecideFn,
+        now: datetime,
+        lease_until: datetime,
+        preferences: Mapping[Key, Preference],
+        last_sent: dict[Key, datetime],
+    ) -> None:
+        self._worker_id = worker_id
+        self._decide = decide
+        self._now = now
+        self._lease_until = lease_until
+        self._preferences = preferences
+        self._last_sent = last_sent
+        self.notifications: list[Notification] = []
+        self.deliveries: list[DeliveryRow] = []
+        self.events: list[DecidedEventRow] = []
+
+    def record_claimed(self, events: Sequence[Event], claimed: set[str]) -> list[RecordedEvent]:
+        """Record, in order, the events whose ids are in ``claimed``, each at most once:
+        once decided, an event is no longer claimed, so a repeat in the batch is not."""
+        recorded = []
+        for event in events:
+            if event.event_id in claimed:
+                claimed.discard(event.event_id)
+                recorded.append(self.record(event))
+        return recorded
+
+    def record(self, event: Event) -> RecordedEvent:
+        key = (event.user_id, event.kind)
+        inputs = DecisionInputs(
+            kind_preference=self._preferences.get(key),
+            global_preference=self._preferences.get((event.user_id, GLOBAL_KIND)),
+            last_sent_at=self._last_sent.get(key),
+        )
+        outcome = outcome_of(self._decide(event, inputs, self._now))
+        if isinstance(outcome, Skip):
+            self._decided(event, EventStatus.SKIPPED, outcome, None)
+            return RecordedEvent(event_id=event.event_id, outcome=outcome, notification_id=None)
+        self._last_sent[key] = self._now
+        notification = self._notification(event, outcome)
+        jobs = tuple(self._delivery(notification, channel) for channel in outcome.channels)
+        self._decided(event, EventStatus.NOTIFIED, outcome, notification.id)
+        return RecordedEvent(
+            event_id=event.event_id,
+            outcome=outcome,
+            notification_id=notification.id,
+            jobs=tuple(job for job in jobs if job is not None),
+        )
+
+    def _notification(self, event: Event, plan: Plan) -> Notification:
+        notification = Notification(
+            id=uuid.uuid4().hex,
+            event_id=event.event_id,
+            user_id=event.user_id,
+            kind=event.kind,
+            severity=event.severity,
+            title=event.title,
+            body=event.body,
+            payload_json=event.payload_json,
+            created_at=self._now,
+            read_at=None,
+            dispatched_via=(Channel.IN_APP,) if Channel.IN_APP in plan.channels else (),
+        )
+        self.notifications.append(notification)
+        return notification
+
+    def _delivery(self, notification: Notification, channel: Channel) -> DeliveryJob | None:
+        in_app = channel is Channel.IN_APP
+        row = DeliveryRow(
+            id=uuid.uuid4().hex,
+            notification_id=notification.id,
+            channel=channel,
+            status=DeliveryStatus.DELIVERED if in_app else DeliveryStatus.PENDING,
+            attempts=1 if in_app else 0,
+            next_attempt_at=None if in_app else self._now,
+            delivered_at=self._now if in_app else None,
+            claimed_by=None if in_app else self._worker_id,
+            lease_until=None if in_app else self._lease_until,
+        )
+        self.deliveries.append(row)
+        if in_app:
+            return None
+        return DeliveryJob(
+            delivery_id=row.id, channel=channel, attempts=0, notification=notification
+        )
+
+    def _decided(
+        self, event: Event, status: EventStatus, outcome: Plan | Skip, notification_id: str | None
+    ) -> None:
+        decision_json, explanation = decision_texts(outcome)
+        self.events.append(
+            DecidedEventRow(
+                event_id=event.event_id,
+                status=status,
+                outcome=outcome,
+                decision_json=decision_json,
+                explanation=explanation,
+                decided_at=self._now,
+                notification_id=notification_id,
+            )
+        )
