@@ -18,6 +18,7 @@ from core import Event, Preference, explain, normalise_channel_names
 from core.decision import Plan, Skip
 from core.ports import DecideFn
 from core.records import (
+    DEFAULT_LEASE,
     TERMINAL_EVENT_STATUSES,
     Backlog,
     ChannelOutcome,
@@ -57,9 +58,7 @@ def _claimable(claimed_by: str | None, lease_until: datetime | None, now: dateti
 class MemoryStore:
     """Every port in dictionaries. ``clock`` gives "now"; the runner owns it."""
 
-    def __init__(
-        self, clock: Callable[[], datetime], lease: timedelta = timedelta(seconds=30)
-    ) -> None:
+    def __init__(self, clock: Callable[[], datetime], lease: timedelta = DEFAULT_LEASE) -> None:
         self._clock = clock
         self._lease = lease
         self._preferences: dict[tuple[str, str], Preference] = {}

@@ -15,6 +15,10 @@ import attrs
 from core.decision import Plan, Skip
 from core.values import Channel, Severity
 
+DEFAULT_LEASE = timedelta(seconds=10)
+"""How long a claim lasts unless renewed: short, so a dead runner's work is taken
+over within seconds, and renewed at a third of it by a live one."""
+
 
 class EventStatus(enum.Enum):
     """Where an accepted event is. The last three are terminal; each event ends in one."""

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from core import Channel, Policy, Severity
+from core.records import DEFAULT_LEASE
 from runner.dispatcher import DispatchOptions
 
 DEFAULT_DATABASE_URL = "sqlite:///tidings.db"
@@ -31,7 +32,7 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     policy: Policy = attrs.Factory(Policy)
     dispatch: DispatchOptions = attrs.Factory(DispatchOptions)
-    lease: timedelta = timedelta(seconds=30)
+    lease: timedelta = DEFAULT_LEASE
 
 
 _ENVIRONMENT = {

@@ -7,23 +7,28 @@ serialise on is a (user, kind) pair that may have no row yet (the first
 notification), and an advisory lock needs no table of keys to be kept in step.
 "now" is read from the database after the locks are held, so runners on machines
 with skewed clocks agree, and a later decision never sees an earlier time.
+
+Round trips are what a batch costs, so the reads go in one pipeline (the server
+runs them in order: the reads start only once the locks are held) and the writes in
+another, each table written by one statement over arrays.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from psycopg import AsyncCursor
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.rows import dict_row
 
 from adapters.postgres.rows import Row, preference_from_row
-from adapters.recording import BatchRecorder, Key
+from adapters.recording import BatchRecorder
 from core import GLOBAL_KIND, Event
 from core.decision import Skip
 from core.ports import DecideFn
 from core.records import RecordedEvent
-from core.values import Preference
 
 
 def lock_key(user_id: str, kind: str) -> int:
@@ -32,93 +37,91 @@ def lock_key(user_id: str, kind: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-async def _lock_keys(cursor: AsyncCursor[Row], keys: set[Key]) -> None:
-    # unnest yields the sorted array in order, so the locks are taken in that order.
-    ordered = sorted({lock_key(user, kind) for user, kind in keys})
-    await cursor.execute(
-        "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", (ordered,)
-    )
+_LOCK = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k"
+# Fencing: only events still claimed by this worker, locked against re-claiming.
+_STILL_CLAIMED = (
+    "SELECT event_id FROM events WHERE event_id = ANY(%s) AND status = 'claimed'"
+    " AND claimed_by = %s FOR UPDATE"
+)
+_PREFERENCES = (
+    "SELECT p.user_id, p.kind, p.channels, p.min_severity FROM notification_preferences p"
+    " JOIN (SELECT u, k FROM unnest(%s::text[], %s::text[]) AS t(u, k)"
+    "       UNION SELECT u, %s FROM unnest(%s::text[]) AS g(u)) wanted"
+    " ON p.user_id = wanted.u AND p.kind = wanted.k"
+)
+_LAST_SENT = (
+    "SELECT t.u, t.k, (SELECT max(created_at) FROM notifications n"
+    "                  WHERE n.user_id = t.u AND n.kind = t.k) AS last_sent_at"
+    " FROM unnest(%s::text[], %s::text[]) AS t(u, k)"
+)
+# The rows travel as one JSON document each: the C JSON encoder is far cheaper than
+# binding thousands of array elements one by one.
+_INSERT_NOTIFICATIONS = (
+    "INSERT INTO notifications (id, event_id, user_id, kind, severity, title, body,"
+    " payload_json, created_at, dispatched_via)"
+    " SELECT id, event_id, user_id, kind, severity, title, body, payload_json, %s,"
+    " CASE WHEN in_app THEN ARRAY['in_app'] ELSE '{}'::text[] END"
+    " FROM json_to_recordset(%s::json) AS t(id text, event_id text, user_id text, kind text,"
+    " severity text, title text, body text, payload_json text, in_app bool)"
+)
+_INSERT_DELIVERIES = (
+    "INSERT INTO deliveries (id, notification_id, channel, status, attempts,"
+    " next_attempt_at, delivered_at, claimed_by, lease_until)"
+    " SELECT id, notification_id, channel, status, attempts,"
+    " CASE WHEN status = 'pending' THEN %(now)s END,"
+    " CASE WHEN status = 'delivered' THEN %(now)s END,"
+    " CASE WHEN status = 'pending' THEN %(worker)s END,"
+    " CASE WHEN status = 'pending' THEN %(lease)s::timestamptz END"
+    " FROM json_to_recordset(%(rows)s::json)"
+    " AS t(id text, notification_id text, channel text, status text, attempts int)"
+)
+_DECIDE_EVENTS = (
+    "UPDATE events e SET status = t.status, reason = t.reason, decision = t.decision::jsonb,"
+    " explanation = t.explanation, decided_at = %s, notification_id = t.notification_id,"
+    " claimed_by = NULL, lease_until = NULL"
+    " FROM json_to_recordset(%s::json) AS t(event_id text, status text, reason text,"
+    " decision text, explanation text, notification_id text)"
+    " WHERE e.event_id = t.event_id"
+)
 
 
-async def _still_claimed(
-    cursor: AsyncCursor[Row], worker_id: str, events: Sequence[Event]
-) -> set[str]:
-    """The batch's events this worker still holds, locked against re-claiming (fencing)."""
-    await cursor.execute(
-        "SELECT event_id FROM events WHERE event_id = ANY(%s) AND status = 'claimed'"
-        " AND claimed_by = %s FOR UPDATE",
-        ([event.event_id for event in events], worker_id),
-    )
-    return {row["event_id"] for row in await cursor.fetchall()}
-
-
-async def _inputs(
-    cursor: AsyncCursor[Row], keys: set[Key]
-) -> tuple[dict[Key, Preference], dict[Key, datetime]]:
-    users = [user for user, _ in keys]
-    kinds = [kind for _, kind in keys]
-    await cursor.execute(
-        "SELECT p.user_id, p.kind, p.channels, p.min_severity FROM notification_preferences p"
-        " JOIN (SELECT DISTINCT u, k FROM unnest(%s::text[], %s::text[]) AS t(u, k)"
-        "       UNION SELECT DISTINCT u, %s FROM unnest(%s::text[]) AS g(u)) wanted"
-        " ON p.user_id = wanted.u AND p.kind = wanted.k",
-        (users, kinds, GLOBAL_KIND, users),
-    )
-    preferences = {
-        (row["user_id"], row["kind"]): preference_from_row(row) for row in await cursor.fetchall()
-    }
-    await cursor.execute(
-        "SELECT t.u, t.k, (SELECT max(created_at) FROM notifications n"
-        "                  WHERE n.user_id = t.u AND n.kind = t.k) AS last_sent_at"
-        " FROM unnest(%s::text[], %s::text[]) AS t(u, k)",
-        (users, kinds),
-    )
-    last_sent = {
-        (row["u"], row["k"]): row["last_sent_at"]
-        for row in await cursor.fetchall()
-        if row["last_sent_at"] is not None
-    }
-    return preferences, last_sent
-
-
-async def _write(cursor: AsyncCursor[Row], recorder: BatchRecorder) -> None:
+async def _write(
+    cursor: AsyncCursor[Row],
+    recorder: BatchRecorder,
+    worker_id: str,
+    now: datetime,
+    lease: timedelta,
+) -> None:
     if recorder.notifications:
-        await cursor.executemany(
-            "INSERT INTO notifications (id, event_id, user_id, kind, severity, title, body,"
-            " payload_json, created_at, dispatched_via)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                (n.id, n.event_id, n.user_id, n.kind, n.severity.value, n.title, n.body,
-                 n.payload_json, n.created_at, [c.value for c in n.dispatched_via])
-                for n in recorder.notifications
-            ],
-        )  # fmt: skip
+        notifications = [
+            {"id": n.id, "event_id": n.event_id, "user_id": n.user_id, "kind": n.kind,
+             "severity": n.severity.value, "title": n.title, "body": n.body,
+             "payload_json": n.payload_json, "in_app": bool(n.dispatched_via)}
+            for n in recorder.notifications
+        ]  # fmt: skip
+        await cursor.execute(_INSERT_NOTIFICATIONS, (now, json.dumps(notifications)))
     if recorder.deliveries:
-        await cursor.executemany(
-            "INSERT INTO deliveries (id, notification_id, channel, status, attempts,"
-            " next_attempt_at, delivered_at, claimed_by, lease_until)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                (d.id, d.notification_id, d.channel.value, d.status.value, d.attempts,
-                 d.next_attempt_at, d.delivered_at, d.claimed_by, d.lease_until)
-                for d in recorder.deliveries
-            ],
-        )  # fmt: skip
-    await cursor.executemany(
-        "UPDATE events SET status = %s, reason = %s, decision = %s::jsonb, explanation = %s,"
-        " decided_at = %s, notification_id = %s, claimed_by = NULL, lease_until = NULL"
-        " WHERE event_id = %s",
-        [
-            (e.status.value, e.outcome.reason.value if isinstance(e.outcome, Skip) else None,
-             e.decision_json, e.explanation, e.decided_at,
-             e.notification_id, e.event_id)
-            for e in recorder.events
-        ],
-    )  # fmt: skip
+        deliveries = [
+            {"id": d.id, "notification_id": d.notification_id, "channel": d.channel.value,
+             "status": d.status.value, "attempts": d.attempts}
+            for d in recorder.deliveries
+        ]  # fmt: skip
+        await cursor.execute(
+            _INSERT_DELIVERIES,
+            {"now": now, "worker": worker_id, "lease": now + lease, "rows": json.dumps(deliveries)},
+        )
+    decided = [
+        {"event_id": e.event_id, "status": e.status.value,
+         "reason": e.outcome.reason.value if isinstance(e.outcome, Skip) else None,
+         "decision": e.decision_json, "explanation": e.explanation,
+         "notification_id": e.notification_id}
+        for e in recorder.events
+    ]  # fmt: skip
+    await cursor.execute(_DECIDE_EVENTS, (now, json.dumps(decided)))
 
 
 async def record_batch(
-    cursor: AsyncCursor[Row],
+    connection: AsyncConnection[tuple[object, ...]],
     worker_id: str,
     events: Sequence[Event],
     decide: DecideFn,
@@ -131,23 +134,36 @@ async def record_batch(
     ``now`` is the injected clock's reading, or None to read the database clock.
     """
     keys = {(event.user_id, event.kind) for event in events}
-    await _lock_keys(cursor, keys)
-    mine = await _still_claimed(cursor, worker_id, events)
-    preferences, last_sent = await _inputs(cursor, keys)
-    if now is None:
-        await cursor.execute("SELECT clock_timestamp() AS now")
-        found = await cursor.fetchone()
-        assert found is not None
-        now = found["now"]
+    users = [user for user, _ in keys]
+    kinds = [kind for _, kind in keys]
+    cursors = [connection.cursor(row_factory=dict_row) for _ in range(5)]
+    locks, claimed, preferences, last_sent, clock = cursors
+    async with connection.pipeline():
+        await locks.execute(_LOCK, (sorted({lock_key(user, kind) for user, kind in keys}),))
+        await claimed.execute(_STILL_CLAIMED, ([event.event_id for event in events], worker_id))
+        await preferences.execute(_PREFERENCES, (users, kinds, GLOBAL_KIND, users))
+        await last_sent.execute(_LAST_SENT, (users, kinds))
+        await clock.execute("SELECT clock_timestamp() AS now")
+        mine = {row["event_id"] for row in await claimed.fetchall()}
+        found_preferences = await preferences.fetchall()
+        found_last_sent = await last_sent.fetchall()
+        database_now = await clock.fetchone()
+    assert database_now is not None
+    moment: datetime = now or database_now["now"]
     recorder = BatchRecorder(
         worker_id=worker_id,
         decide=decide,
-        now=now,
-        lease_until=now + lease,
-        preferences=preferences,
-        last_sent=last_sent,
+        now=moment,
+        lease_until=moment + lease,
+        preferences={(r["user_id"], r["kind"]): preference_from_row(r) for r in found_preferences},
+        last_sent={
+            (r["u"], r["k"]): r["last_sent_at"] for r in found_last_sent if r["last_sent_at"]
+        },
     )
     recorded = recorder.record_claimed(events, mine)
     if recorded:
-        await _write(cursor, recorder)
+        async with connection.pipeline():
+            await _write(
+                connection.cursor(row_factory=dict_row), recorder, worker_id, moment, lease
+            )
     return recorded

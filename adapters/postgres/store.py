@@ -26,6 +26,7 @@ from adapters.postgres.rows import NOTIFICATION_COLUMNS, Row
 from core import Event, Preference, normalise_channel_names
 from core.ports import DecideFn, StoreUnavailable
 from core.records import (
+    DEFAULT_LEASE,
     Backlog,
     ChannelOutcome,
     DeliveryJob,
@@ -51,7 +52,7 @@ class PostgresStore:
         self,
         url: str,
         *,
-        lease: timedelta = timedelta(seconds=30),
+        lease: timedelta = DEFAULT_LEASE,
         clock: Callable[[], datetime] | None = None,
         pool_size: int = 8,
     ) -> None:
@@ -65,37 +66,45 @@ class PostgresStore:
             max_size=pool_size,
             timeout=10.0,
             reconnect_timeout=0,
-            check=psycopg_pool.AsyncConnectionPool.check_connection,
             kwargs={"autocommit": True},
         )
         self._opened = False
         self._listener: AsyncConnection[tuple[object, ...]] | None = None
 
     @asynccontextmanager
-    async def _cursor(self, *, transaction: bool = True) -> AsyncIterator[AsyncCursor[Row]]:
-        """A cursor in a transaction; connection trouble becomes ``StoreUnavailable``."""
+    async def _connection(
+        self, *, transaction: bool = True
+    ) -> AsyncIterator[AsyncConnection[tuple[object, ...]]]:
+        """A pooled connection, in a transaction unless asked otherwise; connection
+        trouble becomes ``StoreUnavailable`` (the pool drops broken connections)."""
         try:
             if not self._opened:
                 await self._pool.open(wait=False)
                 self._opened = True
             async with self._pool.connection() as connection:
-                cursor = connection.cursor(row_factory=dict_row)
                 if transaction:
                     async with connection.transaction():
-                        yield cursor
+                        yield connection
                 else:
-                    yield cursor
+                    yield connection
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as error:
             raise StoreUnavailable(f"PostgreSQL unavailable: {error}") from error
 
-    async def _now(self, cursor: AsyncCursor[Row]) -> datetime:
-        if self._clock is not None:
-            return self._clock()
-        await cursor.execute("SELECT clock_timestamp() AS now")
-        row = await cursor.fetchone()
-        assert row is not None
-        now: datetime = row["now"]
-        return now
+    @asynccontextmanager
+    async def _cursor(self, *, transaction: bool = True) -> AsyncIterator[AsyncCursor[Row]]:
+        async with self._connection(transaction=transaction) as connection:
+            yield connection.cursor(row_factory=dict_row)
+
+    async def _execute(self, cursor: AsyncCursor[Row], text: str, **values: object) -> None:
+        """Run ``text`` with named ``values``; ``{now}`` in it reads the database clock,
+        or the injected clock when there is one, and ``%(lease)s`` is the lease."""
+        if self._clock is None:
+            text = text.replace("{now}", "clock_timestamp()")
+        else:
+            text = text.replace("{now}", "%(now)s")
+            values["now"] = self._clock()
+        values["lease"] = self._lease
+        await cursor.execute(text.encode(), values)
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -124,55 +133,59 @@ class PostgresStore:
 
     async def enqueue(self, events: Sequence[Event]) -> int:
         async with self._cursor() as cursor:
-            now = await self._now(cursor)
-            await cursor.execute(
+            await self._execute(
+                cursor,
                 "INSERT INTO events (event_id, user_id, kind, severity, title, body,"
                 " payload_json, enqueued_at)"
-                " SELECT *, %s::timestamptz FROM unnest(%s::text[], %s::text[], %s::text[],"
-                " %s::text[], %s::text[], %s::text[], %s::text[])"
+                " SELECT *, {now} FROM unnest(%(ids)s::text[], %(users)s::text[],"
+                " %(kinds)s::text[], %(severities)s::text[], %(titles)s::text[],"
+                " %(bodies)s::text[], %(payloads)s::text[])"
                 " ON CONFLICT (event_id) DO NOTHING",
-                (
-                    now, [e.event_id for e in events], [e.user_id for e in events],
-                    [e.kind for e in events], [e.severity.value for e in events],
-                    [e.title for e in events], [e.body for e in events],
-                    [e.payload_json for e in events],
-                ),
-            )  # fmt: skip
+                ids=[e.event_id for e in events],
+                users=[e.user_id for e in events],
+                kinds=[e.kind for e in events],
+                severities=[e.severity.value for e in events],
+                titles=[e.title for e in events],
+                bodies=[e.body for e in events],
+                payloads=[e.payload_json for e in events],
+            )
             return cursor.rowcount
 
     async def claim_events(self, worker_id: str, limit: int) -> Sequence[IntakeItem]:
         async with self._cursor() as cursor:
-            now = await self._now(cursor)
-            await cursor.execute(
+            await self._execute(
+                cursor,
                 "UPDATE events SET status = 'claimed', claimed_by = %(worker)s,"
-                " lease_until = %(lease)s WHERE seq IN (SELECT seq FROM events"
+                " lease_until = {now} + %(lease)s WHERE seq IN (SELECT seq FROM events"
                 "  WHERE status IN ('pending', 'claimed')"
-                "  AND (status = 'pending' OR lease_until <= %(now)s)"
+                "  AND (status = 'pending' OR lease_until <= {now})"
                 "  ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
                 " RETURNING seq, event_id, user_id, kind, severity, title, body, payload_json",
-                {"worker": worker_id, "lease": now + self._lease, "now": now, "limit": limit},
+                worker=worker_id,
+                limit=limit,
             )
             found = sorted(await cursor.fetchall(), key=lambda row: int(row["seq"]))
         return [rows.intake_item_from_row(row) for row in found]
 
     async def reject_event(self, worker_id: str, event_id: str, error: InvalidEvent) -> None:
         async with self._cursor() as cursor:
-            now = await self._now(cursor)
-            await cursor.execute(
-                "UPDATE events SET status = 'rejected', error = %s, decided_at = %s,"
-                " claimed_by = NULL, lease_until = NULL"
-                " WHERE event_id = %s AND status = 'claimed' AND claimed_by = %s",
-                (str(error), now, event_id, worker_id),
+            await self._execute(
+                cursor,
+                "UPDATE events SET status = 'rejected', error = %(error)s, decided_at = {now},"
+                " claimed_by = NULL, lease_until = NULL WHERE event_id = %(event)s"
+                " AND status = 'claimed' AND claimed_by = %(worker)s",
+                error=str(error),
+                event=event_id,
+                worker=worker_id,
             )
 
     async def backlog(self) -> Backlog:
         async with self._cursor() as cursor:
-            now = await self._now(cursor)
-            await cursor.execute(
+            await self._execute(
+                cursor,
                 "SELECT (SELECT count(*) FROM events WHERE status IN ('pending', 'claimed'))"
                 " AS events, (SELECT count(*) FROM deliveries WHERE status IN"
-                " ('pending', 'failed') AND next_attempt_at <= %s) AS due",
-                (now,),
+                " ('pending', 'failed') AND next_attempt_at <= {now}) AS due",
             )
             row = await cursor.fetchone()
         assert row is not None
@@ -182,18 +195,19 @@ class PostgresStore:
         # SKIP LOCKED: rows being recorded right now are about to be released anyway,
         # and waiting on them could deadlock with that very transaction.
         async with self._cursor() as cursor:
-            now = await self._now(cursor)
-            values = {"lease": now + self._lease, "worker": worker_id}
-            await cursor.execute(
-                "UPDATE events SET lease_until = %(lease)s WHERE seq IN (SELECT seq FROM events"
-                " WHERE status = 'claimed' AND claimed_by = %(worker)s FOR UPDATE SKIP LOCKED)",
-                values,
-            )
-            await cursor.execute(
-                "UPDATE deliveries SET lease_until = %(lease)s WHERE id IN (SELECT id FROM"
-                " deliveries WHERE status IN ('pending', 'failed') AND claimed_by = %(worker)s"
+            await self._execute(
+                cursor,
+                "UPDATE events SET lease_until = {now} + %(lease)s WHERE seq IN"
+                " (SELECT seq FROM events WHERE status = 'claimed' AND claimed_by = %(worker)s"
                 " FOR UPDATE SKIP LOCKED)",
-                values,
+                worker=worker_id,
+            )
+            await self._execute(
+                cursor,
+                "UPDATE deliveries SET lease_until = {now} + %(lease)s WHERE id IN"
+                " (SELECT id FROM deliveries WHERE status IN ('pending', 'failed')"
+                " AND claimed_by = %(worker)s FOR UPDATE SKIP LOCKED)",
+                worker=worker_id,
             )
 
     async def wait_for_events(self, at_most: float) -> None:
@@ -214,9 +228,11 @@ class PostgresStore:
     async def record_decisions(
         self, worker_id: str, events: Sequence[Event], decide: DecideFn
     ) -> Sequence[RecordedEvent]:
-        async with self._cursor() as cursor:
+        async with self._connection() as connection:
             now = self._clock() if self._clock is not None else None
-            return await record_batch(cursor, worker_id, events, decide, now=now, lease=self._lease)
+            return await record_batch(
+                connection, worker_id, events, decide, now=now, lease=self._lease
+            )
 
     async def event_record(self, event_id: str) -> EventRecord | None:
         async with self._cursor(transaction=False) as cursor:
@@ -228,17 +244,18 @@ class PostgresStore:
 
     async def claim_due_deliveries(self, worker_id: str, limit: int) -> Sequence[DeliveryJob]:
         async with self._cursor() as cursor:
-            now = await self._now(cursor)
-            await cursor.execute(
+            await self._execute(
+                cursor,
                 "WITH claimed AS (UPDATE deliveries SET claimed_by = %(worker)s,"
-                " lease_until = %(lease)s WHERE id IN (SELECT id FROM deliveries"
-                "  WHERE status IN ('pending', 'failed') AND next_attempt_at <= %(now)s"
-                "  AND (claimed_by IS NULL OR lease_until <= %(now)s)"
+                " lease_until = {now} + %(lease)s WHERE id IN (SELECT id FROM deliveries"
+                "  WHERE status IN ('pending', 'failed') AND next_attempt_at <= {now}"
+                "  AND (claimed_by IS NULL OR lease_until <= {now})"
                 "  ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
                 " RETURNING id, notification_id, channel, attempts)"
                 f" SELECT c.id AS delivery_id, c.channel, c.attempts, {NOTIFICATION_COLUMNS}"
                 " FROM claimed c JOIN notifications n ON n.id = c.notification_id",
-                {"worker": worker_id, "lease": now + self._lease, "now": now, "limit": limit},
+                worker=worker_id,
+                limit=limit,
             )
             found = await cursor.fetchall()
         return [rows.delivery_job_from_row(row) for row in found]
@@ -252,31 +269,27 @@ class PostgresStore:
     ) -> bool:
         status = settled_status(outcome, retry_at)
         async with self._cursor() as cursor:
-            now = await self._now(cursor)
-            await cursor.execute(
-                "UPDATE deliveries SET status = %(status)s, last_error = %(note)s,"
-                " next_attempt_at = %(next)s, attempts = attempts + 1,"
-                " delivered_at = CASE WHEN %(status)s = 'delivered' THEN %(now)s"
+            await self._execute(
+                cursor,
+                "WITH settled AS (UPDATE deliveries SET status = %(status)s,"
+                " last_error = %(note)s, next_attempt_at = %(next)s, attempts = attempts + 1,"
+                " delivered_at = CASE WHEN %(status)s = 'delivered' THEN {now}"
                 "  ELSE delivered_at END, claimed_by = NULL, lease_until = NULL"
                 " WHERE id = %(id)s AND claimed_by = %(worker)s"
-                " AND status IN ('pending', 'failed') RETURNING notification_id, channel",
-                {
-                    "status": status.value,
-                    "note": settled_note(outcome),
-                    "next": retry_at if status is DeliveryStatus.FAILED else None,
-                    "now": now,
-                    "id": delivery_id,
-                    "worker": worker_id,
-                },
+                " AND status IN ('pending', 'failed') RETURNING notification_id, channel),"
+                " grown AS (UPDATE notifications n"
+                " SET dispatched_via = array_append(n.dispatched_via, s.channel)"
+                " FROM settled s WHERE %(status)s = 'delivered' AND n.id = s.notification_id"
+                " AND NOT (s.channel = ANY (n.dispatched_via)))"
+                " SELECT count(*) AS settled FROM settled",
+                status=status.value,
+                note=settled_note(outcome),
+                next=retry_at if status is DeliveryStatus.FAILED else None,
+                id=delivery_id,
+                worker=worker_id,
             )
-            settled = await cursor.fetchone()
-            if settled is not None and status is DeliveryStatus.DELIVERED:
-                await cursor.execute(
-                    "UPDATE notifications SET dispatched_via = array_append(dispatched_via, %s)"
-                    " WHERE id = %s AND NOT (%s = ANY (dispatched_via))",
-                    (settled["channel"], settled["notification_id"], settled["channel"]),
-                )
-        return settled is not None
+            row = await cursor.fetchone()
+        return row is not None and row["settled"] == 1
 
     async def deliveries(
         self, status: DeliveryStatus | None = None, limit: int = 100
@@ -320,20 +333,22 @@ class PostgresStore:
 
     async def mark_read(self, user_id: str, notification_id: str) -> bool:
         async with self._cursor() as cursor:
-            now = await self._now(cursor)
-            await cursor.execute(
-                "UPDATE notifications SET read_at = coalesce(read_at, %s)"
-                " WHERE id = %s AND user_id = %s RETURNING id",
-                (now, notification_id, user_id),
+            await self._execute(
+                cursor,
+                "UPDATE notifications SET read_at = coalesce(read_at, {now})"
+                " WHERE id = %(id)s AND user_id = %(user)s RETURNING id",
+                id=notification_id,
+                user=user_id,
             )
             return await cursor.fetchone() is not None
 
     async def mark_all_read(self, user_id: str) -> int:
         async with self._cursor() as cursor:
-            now = await self._now(cursor)
-            await cursor.execute(
-                "UPDATE notifications SET read_at = %s WHERE user_id = %s AND read_at IS NULL",
-                (now, user_id),
+            await self._execute(
+                cursor,
+                "UPDATE notifications SET read_at = {now}"
+                " WHERE user_id = %(user)s AND read_at IS NULL",
+                user=user_id,
             )
             return cursor.rowcount
 
@@ -342,12 +357,16 @@ class PostgresStore:
     async def set_preference(self, user_id: str, kind: str, preference: Preference) -> Preference:
         stored = Preference(normalise_channel_names(preference.channels), preference.min_severity)
         async with self._cursor() as cursor:
-            now = await self._now(cursor)
-            await cursor.execute(
-                "INSERT INTO notification_preferences VALUES (%s, %s, %s, %s, %s)"
+            await self._execute(
+                cursor,
+                "INSERT INTO notification_preferences"
+                " VALUES (%(user)s, %(kind)s, %(channels)s, %(minimum)s, {now})"
                 " ON CONFLICT (user_id, kind) DO UPDATE SET channels = excluded.channels,"
                 " min_severity = excluded.min_severity, updated_at = excluded.updated_at",
-                (user_id, kind, list(stored.channels), stored.min_severity.value, now),
+                user=user_id,
+                kind=kind,
+                channels=list(stored.channels),
+                minimum=stored.min_severity.value,
             )
         return stored
 

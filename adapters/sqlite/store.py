@@ -22,6 +22,7 @@ from adapters.sqlite import decisions, rows
 from core import Event, Preference, normalise_channel_names
 from core.ports import DecideFn
 from core.records import (
+    DEFAULT_LEASE,
     Backlog,
     ChannelOutcome,
     DeliveryJob,
@@ -47,7 +48,7 @@ class SqliteStore:
     """Every port on one SQLite database file. ``clock`` gives "now"; the runner owns it."""
 
     def __init__(
-        self, path: str, clock: Callable[[], datetime], lease: timedelta = timedelta(seconds=30)
+        self, path: str, clock: Callable[[], datetime], lease: timedelta = DEFAULT_LEASE
     ) -> None:
         self._path = path
         self._clock = clock
