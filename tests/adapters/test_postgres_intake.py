@@ -1,0 +1,99 @@
+"""Bad input against PostgreSQL: through the CLI, and rows a producer inserted itself.
+
+Each bad event is refused alone, with every reason; the good ones around it are
+dispatched as if it had not been there.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+
+
+def tidings(url: str, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runner.cli", "--database", url, *argv],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def line(event_id: str, **fields: object) -> str:
+    event: dict[str, object] = {
+        "event_id": event_id,
+        "user_id": f"user-{event_id}",
+        "kind": "overload",
+        "severity": "watch",
+        "title": "Overload",
+        "body": "Hours crossed 50",
+    }
+    event.update(fields)
+    return json.dumps(event)
+
+
+def test_bad_lines_are_rejected_alone(postgres_url: str, tmp_path: Path) -> None:
+    lines = [
+        line("good-1"),
+        '{"event_id": "broken", ',
+        line("huge-body", body="x" * (64 * 1024 + 1)),
+        line("long-title", title="t" * 201),
+        line("nul-body", body="a\x00b"),
+        line("nul-payload", payload={"k": "v\x00"}),
+        line("crlf-title", title="Subject\r\nBcc: victim@example.com"),
+        line("good-2", payload={"sql": "'); DROP TABLE events; --"}),
+    ]
+    source = tmp_path / "events.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+
+    enqueued = tidings(postgres_url, "--json", "enqueue", str(source))
+    assert enqueued.returncode == 2
+    assert json.loads(enqueued.stdout) == {"enqueued": 2, "duplicates": 0, "rejected": 6}
+    for number, reason in [
+        (2, "not valid JSON"),
+        (3, "body: must be at most 65536 bytes"),
+        (4, "title: must be at most 200 characters"),
+        (5, "body: must not contain NUL characters"),
+        (6, "payload: must not contain NUL characters"),
+        (7, "title: must not contain line breaks"),
+    ]:
+        assert f"line {number}: " in enqueued.stderr
+        assert reason in enqueued.stderr
+
+    assert tidings(postgres_url, "run", "--until-idle").returncode == 0
+    with psycopg.connect(postgres_url) as connection:
+        notified = connection.execute(
+            "SELECT event_id, payload_json FROM notifications ORDER BY event_id"
+        ).fetchall()
+    assert notified == [
+        ("good-1", None),
+        ("good-2", json.dumps({"sql": "'); DROP TABLE events; --"}, separators=(",", ":"))),
+    ]
+
+
+def test_producer_rows_are_validated_when_claimed(postgres_url: str) -> None:
+    assert tidings(postgres_url, "migrate").returncode == 0
+    insert = (
+        "INSERT INTO events (event_id, user_id, kind, severity, title, body, payload_json)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING"
+    )
+    with psycopg.connect(postgres_url) as connection:
+        connection.execute(insert, ("ok", "ana", "overload", "watch", "T", "B", '{"a": 1}'))
+        connection.execute(insert, ("bad", "", "_global", "urgent", "a\nb", "B", "[1]"))
+        connection.execute(insert, ("ok", "ana", "overload", "watch", "T", "B", None))  # retry
+    assert tidings(postgres_url, "run", "--until-idle").returncode == 0
+
+    explained = tidings(postgres_url, "--json", "explain", "bad")
+    record = json.loads(explained.stdout)
+    assert record["status"] == "rejected"
+    for field in ("user_id", "kind", "severity", "title", "payload_json"):
+        assert f"{field}:" in record["error"]
+    with psycopg.connect(postgres_url) as connection:
+        rows = connection.execute("SELECT event_id, payload_json FROM notifications").fetchall()
+    assert rows == [("ok", '{"a": 1}')]  # kept verbatim, spaces and all
