@@ -29,6 +29,7 @@ from core.records import (
     EventStatus,
     IntakeItem,
     Notification,
+    Recipient,
     RecordedEvent,
     settled_note,
     settled_status,
@@ -66,6 +67,7 @@ class MemoryStore:
         self._notifications: dict[str, Notification] = {}
         self._last_sent: dict[tuple[str, str], datetime] = {}
         self._deliveries: dict[str, DeliveryRow] = {}
+        self._recipients: dict[str, Recipient] = {}
 
     async def migrate(self) -> int:
         return 0
@@ -299,6 +301,28 @@ class MemoryStore:
         for notification in unread:
             self._notifications[notification.id] = attrs.evolve(notification, read_at=now)
         return len(unread)
+
+    # -- recipients ----------------------------------------------------------------
+
+    async def recipient(self, user_id: str) -> Recipient | None:
+        return self._recipients.get(user_id)
+
+    async def set_recipient(self, recipient: Recipient) -> None:
+        self._recipients[recipient.user_id] = attrs.evolve(recipient, webhook_disabled=None)
+
+    async def disable_webhook(self, user_id: str, reason: str) -> None:
+        found = self._recipients.get(user_id)
+        if found is not None:
+            self._recipients[user_id] = attrs.evolve(found, webhook_disabled=reason)
+
+    async def requeue_delivery(self, delivery_id: str) -> bool:
+        row = self._deliveries.get(delivery_id)
+        if row is None or row.status is not DeliveryStatus.DEAD:
+            return False
+        self._deliveries[delivery_id] = attrs.evolve(
+            row, status=DeliveryStatus.PENDING, next_attempt_at=self._clock()
+        )
+        return True
 
     # -- preferences ---------------------------------------------------------------
 

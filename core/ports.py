@@ -23,6 +23,7 @@ from core.records import (
     EventRecord,
     IntakeItem,
     Notification,
+    Recipient,
     RecordedEvent,
 )
 from core.validation import InvalidEvent
@@ -110,6 +111,11 @@ class DeliveryQueue(Protocol):
         self, status: DeliveryStatus | None = None, limit: int = 100
     ) -> Sequence[DeliveryRecord]: ...
 
+    async def requeue_delivery(self, delivery_id: str) -> bool:
+        """Make a dead delivery pending again, due now, keeping its id and attempts.
+        False when there is no dead delivery with that id."""
+        ...
+
 
 class Inbox(Protocol):
     """The in-app inbox: the notifications rows of one user, newest first."""
@@ -138,7 +144,27 @@ class PreferenceBook(Protocol):
     async def preferences(self, user_id: str) -> Mapping[str, Preference]: ...
 
 
-class Store(EventIntake, DecisionLedger, DeliveryQueue, Inbox, PreferenceBook, Protocol):
+class RecipientDirectory(Protocol):
+    """Contact points per user. A host application can supply its own user directory."""
+
+    async def recipient(self, user_id: str) -> Recipient | None: ...
+
+
+class RecipientBook(RecipientDirectory, Protocol):
+    """The store's own ``recipients`` table, which the CLI edits."""
+
+    async def set_recipient(self, recipient: Recipient) -> None:
+        """Store contact points (a new webhook URL clears any earlier disabling)."""
+        ...
+
+    async def disable_webhook(self, user_id: str, reason: str) -> None:
+        """Stop sending to the user's webhook endpoint until a new one is set."""
+        ...
+
+
+class Store(
+    EventIntake, DecisionLedger, DeliveryQueue, Inbox, PreferenceBook, RecipientBook, Protocol
+):
     """Everything the runner and CLI need from one database."""
 
     async def migrate(self) -> int:

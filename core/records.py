@@ -178,3 +178,16 @@ def settled_note(outcome: ChannelOutcome) -> str | None:
     if isinstance(outcome, ChannelFailed):
         return outcome.error
     return None
+
+
+@attrs.frozen(kw_only=True)
+class Recipient:
+    """Where a user's email and webhook deliveries go. The secret never shows in a repr,
+    so it cannot leak through a log line or an error message."""
+
+    user_id: str
+    email: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = attrs.field(default=None, repr=False)
+    webhook_disabled: str | None = None
+    """Why the webhook endpoint was turned off (it answered 410 Gone), if it was."""

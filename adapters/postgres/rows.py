@@ -14,6 +14,7 @@ from core.records import (
     EventStatus,
     IntakeItem,
     Notification,
+    Recipient,
 )
 from core.values import Channel
 
@@ -92,4 +93,14 @@ def event_record_from_row(row: Row) -> EventRecord:
         enqueued_at=row["enqueued_at"],
         decided_at=row["decided_at"],
         notification_id=row["notification_id"],
+    )
+
+
+def recipient_from_row(row: Row) -> Recipient:
+    return Recipient(
+        user_id=row["user_id"],
+        email=row["email"],
+        webhook_url=row["webhook_url"],
+        webhook_secret=row["webhook_secret"],
+        webhook_disabled=row["webhook_disabled"],
     )

@@ -35,6 +35,7 @@ from core.records import (
     EventRecord,
     IntakeItem,
     Notification,
+    Recipient,
     RecordedEvent,
     settled_note,
     settled_status,
@@ -351,6 +352,43 @@ class PostgresStore:
                 user=user_id,
             )
             return cursor.rowcount
+
+    # -- recipients ----------------------------------------------------------------
+
+    async def recipient(self, user_id: str) -> Recipient | None:
+        async with self._cursor(transaction=False) as cursor:
+            await cursor.execute("SELECT * FROM recipients WHERE user_id = %s", (user_id,))
+            row = await cursor.fetchone()
+        return rows.recipient_from_row(row) if row else None
+
+    async def set_recipient(self, recipient: Recipient) -> None:
+        async with self._cursor() as cursor:
+            await cursor.execute(
+                "INSERT INTO recipients (user_id, email, webhook_url, webhook_secret)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (user_id) DO UPDATE SET"
+                " email = excluded.email, webhook_url = excluded.webhook_url,"
+                " webhook_secret = excluded.webhook_secret, webhook_disabled = NULL",
+                (recipient.user_id, recipient.email, recipient.webhook_url,
+                 recipient.webhook_secret),
+            )  # fmt: skip
+
+    async def disable_webhook(self, user_id: str, reason: str) -> None:
+        async with self._cursor() as cursor:
+            await cursor.execute(
+                "UPDATE recipients SET webhook_disabled = %s WHERE user_id = %s",
+                (reason, user_id),
+            )
+
+    async def requeue_delivery(self, delivery_id: str) -> bool:
+        async with self._cursor() as cursor:
+            await self._execute(
+                cursor,
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = {now},"
+                " claimed_by = NULL, lease_until = NULL"
+                " WHERE id = %(id)s AND status = 'dead' RETURNING id",
+                id=delivery_id,
+            )
+            return await cursor.fetchone() is not None
 
     # -- preferences ---------------------------------------------------------------
 

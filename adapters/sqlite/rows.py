@@ -16,6 +16,7 @@ from core.records import (
     EventStatus,
     IntakeItem,
     Notification,
+    Recipient,
 )
 from core.values import Channel
 
@@ -108,4 +109,14 @@ def event_record_from_row(row: sqlite3.Row) -> EventRecord:
         enqueued_at=datetime.fromisoformat(row["enqueued_at"]),
         decided_at=time_or_none(row["decided_at"]),
         notification_id=row["notification_id"],
+    )
+
+
+def recipient_from_row(row: sqlite3.Row) -> Recipient:
+    return Recipient(
+        user_id=row["user_id"],
+        email=row["email"],
+        webhook_url=row["webhook_url"],
+        webhook_secret=row["webhook_secret"],
+        webhook_disabled=row["webhook_disabled"],
     )

@@ -31,6 +31,7 @@ from core.records import (
     EventRecord,
     IntakeItem,
     Notification,
+    Recipient,
     RecordedEvent,
     settled_note,
     settled_status,
@@ -387,6 +388,51 @@ class SqliteStore:
             ).rowcount
 
         return await self._call(self._write, mark)
+
+    # -- recipients ----------------------------------------------------------------
+
+    async def recipient(self, user_id: str) -> Recipient | None:
+        def read() -> Recipient | None:
+            row = (
+                self._conn()
+                .execute("SELECT * FROM recipients WHERE user_id = ?", (user_id,))
+                .fetchone()
+            )
+            return rows.recipient_from_row(row) if row else None
+
+        return await self._call(read)
+
+    async def set_recipient(self, recipient: Recipient) -> None:
+        await self._call(
+            self._write,
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO recipients"
+                " (user_id, email, webhook_url, webhook_secret, webhook_disabled)"
+                " VALUES (?, ?, ?, ?, NULL)",
+                (recipient.user_id, recipient.email, recipient.webhook_url,
+                 recipient.webhook_secret),
+            ),
+        )  # fmt: skip
+
+    async def disable_webhook(self, user_id: str, reason: str) -> None:
+        await self._call(
+            self._write,
+            lambda c: c.execute(
+                "UPDATE recipients SET webhook_disabled = ? WHERE user_id = ?", (reason, user_id)
+            ),
+        )
+
+    async def requeue_delivery(self, delivery_id: str) -> bool:
+        def requeue(connection: sqlite3.Connection) -> bool:
+            found = connection.execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?,"
+                " claimed_by = NULL, lease_until = NULL"
+                " WHERE id = ? AND status = 'dead' RETURNING id",
+                (self._now(), delivery_id),
+            ).fetchone()
+            return found is not None
+
+        return await self._call(self._write, requeue)
 
     # -- preferences ---------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from core.records import (
     DeliveryStatus,
     EventStatus,
     Notification,
+    Recipient,
     RecordedEvent,
 )
 from core.validation import MAX_BODY_BYTES
@@ -1373,5 +1374,53 @@ def test_identifiers_are_stored_verbatim(store: Store, loop: asyncio.Runner) -> 
         assert await store.mark_read(user_id, entry.id)
         assert await store.unread_count(user_id) == 0
         assert await store.inbox(USER) == []
+
+    loop.run(scenario())
+
+
+# ----------------------------------------------------------------------- recipients
+
+
+def test_recipients_are_stored_and_webhooks_disabled_until_replaced(
+    store: Store, loop: asyncio.Runner
+) -> None:
+    async def scenario() -> None:
+        assert await store.recipient(USER) is None
+        first = Recipient(
+            user_id=USER,
+            email="ana@example.com",
+            webhook_url="https://hooks.example.com/a",
+            webhook_secret="whsec_c2VjcmV0",
+        )
+        await store.set_recipient(first)
+        assert await store.recipient(USER) == first
+        await store.disable_webhook(USER, "410 Gone")
+        disabled = await store.recipient(USER)
+        assert disabled is not None
+        assert disabled.webhook_disabled == "410 Gone"
+        replaced = Recipient(user_id=USER, webhook_url="https://hooks.example.com/b")
+        await store.set_recipient(replaced)
+        assert await store.recipient(USER) == replaced
+        assert "c2VjcmV0" not in repr(first)
+
+    loop.run(scenario())
+
+
+def test_a_dead_delivery_can_be_requeued_with_its_id(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        await store.set_preference(USER, KIND, Preference(("email",), Severity.INFO))
+        recorded = await submit_one(store, make_event("e1"))
+        [job] = recorded.jobs
+        failure = ChannelFailed(error="550 mailbox unavailable", retryable=False)
+        assert await store.settle_delivery(W1, job.delivery_id, failure, None)
+        assert not await store.requeue_delivery("no-such-delivery")
+        assert await store.requeue_delivery(job.delivery_id)
+        assert not await store.requeue_delivery(job.delivery_id)  # pending now, not dead
+        [again] = await store.claim_due_deliveries(W2, 10)
+        assert again.delivery_id == job.delivery_id
+        assert again.attempts == 1
+        assert (await delivery(store, job.delivery_id)).status is DeliveryStatus.PENDING
 
     loop.run(scenario())
