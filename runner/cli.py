@@ -11,114 +11,14 @@ import asyncio
 import logging
 import sqlite3
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
-from core import GLOBAL_KIND
-from core.ports import Store
-from runner import commands
+from core.ports import StoreUnavailable
 from runner.clock import system_clock
 from runner.config import ConfigError, Settings, load_settings
 from runner.demo import demo
+from runner.parser import Command, build_parser
 from runner.stores import open_store
-
-Command = Callable[[argparse.Namespace, Store, Settings], Awaitable[int]]
-
-
-def _common() -> argparse.ArgumentParser:
-    """Options accepted before or after the command name."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--database",
-        default=argparse.SUPPRESS,
-        metavar="URL",
-        help="database URL (default sqlite:///tidings.db; env TIDINGS_DATABASE_URL)",
-    )
-    common.add_argument(
-        "--config",
-        default=argparse.SUPPRESS,
-        metavar="FILE",
-        type=Path,
-        help="TOML settings file (env TIDINGS_CONFIG)",
-    )
-    common.add_argument(
-        "--json",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="print one JSON document for scripts",
-    )
-    return common
-
-
-def build_parser() -> argparse.ArgumentParser:
-    common = _common()
-    parser = argparse.ArgumentParser(
-        prog="tidings",
-        parents=[common],
-        description="Decide, deliver and audit notifications for your users.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(name: str, handler: Command, help_text: str) -> argparse.ArgumentParser:
-        found = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
-        found.set_defaults(handler=handler)
-        return found
-
-    command("migrate", commands.migrate, "create or upgrade the database schema")
-    enqueue = command("enqueue", commands.enqueue, "add events from JSON lines to the intake")
-    enqueue.add_argument("file", metavar="FILE|-", help="a JSON-lines file, or - for stdin")
-
-    send = command("send", commands.send, "add one event to the intake")
-    send.add_argument("--user", required=True)
-    send.add_argument("--kind", required=True)
-    send.add_argument("--severity", required=True, help="info, watch or critical")
-    send.add_argument("--title", required=True)
-    send.add_argument("--body", required=True)
-    send.add_argument("--payload", help="a JSON object")
-    send.add_argument("--event-id", help="your id for deduplication (default: a new one)")
-
-    run = command("run", commands.run, "dispatch events from the intake")
-    run.add_argument("--workers", type=int, help="parallel workers (default 4)")
-    run.add_argument(
-        "--until-idle",
-        action="store_true",
-        help="exit once the intake is drained and no delivery is due now",
-    )
-
-    prefs = sub.add_parser("prefs", parents=[common], help="show or set a user's preferences")
-    prefs_sub = prefs.add_subparsers(dest="prefs_command", required=True, metavar="ACTION")
-    prefs_set = prefs_sub.add_parser(
-        "set", parents=[common], help=f"set one kind's preference ({GLOBAL_KIND}: global)"
-    )
-    prefs_set.set_defaults(handler=commands.prefs_set)
-    prefs_set.add_argument("user")
-    prefs_set.add_argument("kind")
-    prefs_set.add_argument(
-        "--channels", required=True, help="comma-separated: in_app,email,webhook ('' for silent)"
-    )
-    prefs_set.add_argument("--min-severity", default="info")
-    prefs_show = prefs_sub.add_parser("show", parents=[common], help="list a user's preferences")
-    prefs_show.set_defaults(handler=commands.prefs_show)
-    prefs_show.add_argument("user")
-
-    inbox = command("inbox", commands.inbox, "a user's in-app notifications, newest first")
-    inbox.add_argument("user")
-    inbox.add_argument("--unread", action="store_true")
-    inbox.add_argument("--limit", type=int, default=20)
-
-    read = command("read", commands.read, "mark one or all of a user's notifications read")
-    read.add_argument("user")
-    read.add_argument("id", nargs="?")
-    read.add_argument("--all", action="store_true")
-
-    explain = command("explain", commands.explain_event, "why an event was (not) notified")
-    explain.add_argument("event_id")
-
-    tour = sub.add_parser(
-        "demo", parents=[common], help="a guided tour on a fresh temporary database"
-    )
-    tour.set_defaults(handler=None)
-    return parser
 
 
 def _flags(args: argparse.Namespace) -> dict[str, object]:
@@ -155,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"tidings: {error}", file=sys.stderr)
         return 2
-    except (OSError, sqlite3.Error) as error:
+    except (OSError, sqlite3.Error, StoreUnavailable) as error:
         print(f"tidings: {error}", file=sys.stderr)
         return 1
 

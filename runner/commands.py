@@ -17,11 +17,13 @@ from returns.result import Failure, Success
 
 from core import GLOBAL_KIND, Event, Preference, Severity, explain, outcome_to_mapping, parse_event
 from core.ports import Store
+from core.records import DeliveryStatus, Recipient
 from runner.clock import system_clock
 from runner.config import Settings
 from runner.dispatcher import Dispatcher, DispatchSummary
 from runner.intake import RejectedLine, read_event_lines
 from runner.output import notification_json, table, to_json
+from runner.recipients import recipient_problems
 from runner.senders import default_senders
 
 ENQUEUE_BATCH = 1000
@@ -245,4 +247,80 @@ async def explain_event(args: argparse.Namespace, store: Store, settings: Settin
             "decided_at": record.decided_at,
         },
     )
+    return 0
+
+
+async def recipients_set(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    recipient = Recipient(
+        user_id=args.user,
+        email=args.email,
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
+    )
+    problems = recipient_problems(recipient)
+    if problems:
+        for problem in problems:
+            print(f"rejected: {problem}", file=sys.stderr)
+        return 2
+    await store.set_recipient(recipient)
+    # The secret is write-only: it is never printed back.
+    _print(
+        args,
+        f"{args.user}: email {args.email or '-'}, webhook {args.webhook_url or '-'}"
+        f"{' (signed)' if args.webhook_secret else ''}",
+        {
+            "user_id": args.user,
+            "email": args.email,
+            "webhook_url": args.webhook_url,
+            "webhook_secret_set": bool(args.webhook_secret),
+        },
+    )
+    return 0
+
+
+async def deliveries(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    status = DeliveryStatus(args.status) if args.status else None
+    found = await store.deliveries(status=status, limit=args.limit)
+    rows = [
+        (
+            d.delivery_id,
+            d.user_id,
+            d.kind,
+            d.channel.value,
+            d.status.value,
+            d.attempts,
+            d.next_attempt_at,
+            d.last_error,
+        )
+        for d in found
+    ]
+    _print(
+        args,
+        table(
+            ("id", "user", "kind", "channel", "status", "attempts", "next_attempt", "note"), rows
+        ),
+        [
+            {
+                "delivery_id": d.delivery_id,
+                "notification_id": d.notification_id,
+                "user_id": d.user_id,
+                "kind": d.kind,
+                "channel": d.channel.value,
+                "status": d.status.value,
+                "attempts": d.attempts,
+                "next_attempt_at": d.next_attempt_at,
+                "last_error": d.last_error,
+                "delivered_at": d.delivered_at,
+            }
+            for d in found
+        ],
+    )
+    return 0
+
+
+async def retry(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    if not await store.requeue_delivery(args.delivery_id):
+        print(f"no dead delivery {args.delivery_id}", file=sys.stderr)
+        return 1
+    _print(args, f"requeued {args.delivery_id}: due now", {"requeued": args.delivery_id})
     return 0

@@ -171,3 +171,42 @@ def test_console_script_runs_the_demo(tmp_path: Path) -> None:
     assert "rejected at the door" in result.stdout
     assert "ana's inbox (2 unread)" in result.stdout
     assert list(tmp_path.iterdir()) == []  # the demo leaves nothing behind
+
+
+def test_recipients_set_checks_fields_and_never_prints_the_secret(tidings: Tidings) -> None:
+    status, _, err = tidings(
+        "recipients", "set", "ana", "--email", "not-an-address",
+        "--webhook-url", "ftp://hooks", "--webhook-secret", "plain-secret-value",
+    )  # fmt: skip
+    assert status == 2
+    assert "email: 'not-an-address' is not an email address" in err
+    assert "webhook_url: 'ftp://hooks' is not an http(s) URL" in err
+    assert "webhook_secret: must be whsec_ followed by base64" in err
+    assert "plain-secret-value" not in err
+
+    status, out, _ = tidings(
+        "--json", "recipients", "set", "ana", "--email", "ana@example.com",
+        "--webhook-url", "https://hooks.example.com/t", "--webhook-secret", "whsec_c2VjcmV0",
+    )  # fmt: skip
+    assert status == 0
+    assert json.loads(out)["webhook_secret_set"] is True
+    assert "c2VjcmV0" not in out
+
+
+def test_deliveries_lists_and_retry_refuses_what_is_not_dead(tidings: Tidings) -> None:
+    tidings("prefs", "set", "ana", "overload", "--channels", "in_app,webhook")
+    tidings(
+        "send", "--user", "ana", "--kind", "overload", "--severity", "watch",
+        "--title", "Overload", "--body", "b",
+    )  # fmt: skip
+    assert tidings("run", "--until-idle")[0] == 0
+
+    status, out, _ = tidings("--json", "deliveries", "--status", "skipped")
+    assert status == 0
+    [skipped] = json.loads(out)
+    assert skipped["channel"] == "webhook"
+    assert skipped["attempts"] == 1
+
+    status, _, err = tidings("retry", skipped["delivery_id"])
+    assert status == 1
+    assert f"no dead delivery {skipped['delivery_id']}" in err
