@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import signal
+import socket
 import sys
 import uuid
 from collections.abc import Iterator
@@ -19,7 +22,7 @@ from core import GLOBAL_KIND, Event, Preference, Severity, explain, outcome_to_m
 from core.ports import Store
 from core.records import DeliveryStatus, Recipient
 from runner.clock import system_clock
-from runner.config import Settings
+from runner.config import Settings, redacted
 from runner.dispatcher import Dispatcher, DispatchSummary
 from runner.intake import RejectedLine, read_event_lines
 from runner.output import notification_json, table, to_json
@@ -27,6 +30,7 @@ from runner.recipients import recipient_problems
 from runner.senders import default_senders
 
 ENQUEUE_BATCH = 1000
+log = logging.getLogger("tidings.runner")
 
 
 def _print(args: argparse.Namespace, human: str, data: object) -> None:
@@ -100,10 +104,11 @@ async def send(args: argparse.Namespace, store: Store, settings: Settings) -> in
 
 
 async def run(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     dispatcher = Dispatcher(
         store,
         default_senders(),
-        worker_id=f"{uuid.uuid4().hex[:12]}",
+        worker_id=worker_id,
         policy=settings.policy,
         options=settings.dispatch,
         clock=system_clock,
@@ -111,7 +116,15 @@ async def run(args: argparse.Namespace, store: Store, settings: Settings) -> int
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, dispatcher.stop)
+    log.info(
+        "runner %s started on %s: %d workers, lease %ss",
+        worker_id,
+        redacted(settings.database_url),
+        settings.dispatch.workers,
+        settings.lease.total_seconds(),
+    )
     summary = await dispatcher.run(until_idle=args.until_idle)
+    log.info("runner %s stopped: %s", worker_id, summary_text(summary))
     _print(args, summary_text(summary), summary_json(summary))
     return 0
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
@@ -149,3 +150,12 @@ def _settings(raw: Mapping[str, object]) -> Settings:
         dispatch=options,
         lease=lease,
     )
+
+
+def redacted(url: str) -> str:
+    """A database URL fit for a log line: any password replaced."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
