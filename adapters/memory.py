@@ -320,7 +320,7 @@ class MemoryStore:
         if row is None or row.status is not DeliveryStatus.DEAD:
             return False
         self._deliveries[delivery_id] = attrs.evolve(
-            row, status=DeliveryStatus.PENDING, next_attempt_at=self._clock()
+            row, status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=self._clock()
         )
         return True
 

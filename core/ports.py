@@ -112,7 +112,8 @@ class DeliveryQueue(Protocol):
     ) -> Sequence[DeliveryRecord]: ...
 
     async def requeue_delivery(self, delivery_id: str) -> bool:
-        """Make a dead delivery pending again, due now, keeping its id and attempts.
+        """Make a dead delivery pending again, due now, with its id and a fresh retry
+        schedule (attempts back to 0; its last error stays until the next attempt).
         False when there is no dead delivery with that id."""
         ...
 

@@ -24,7 +24,13 @@ from returns.result import Failure, Result, Success
 
 from core import Event, Policy, Skip, decide_with, parse_event
 from core.ports import ChannelSender, Store, StoreUnavailable
-from core.records import ChannelFailed, DeliveryJob, RecordedEvent, settled_status
+from core.records import (
+    ChannelFailed,
+    ChannelOutcome,
+    DeliveryJob,
+    RecordedEvent,
+    settled_status,
+)
 from core.retry import DEFAULT_RETRY_SCHEDULE, next_attempt_at
 from core.validation import InvalidEvent
 from core.values import Channel
@@ -44,6 +50,7 @@ class DispatchOptions:
     poll_interval: float = 0.5
     sends_per_channel: int = 16
     renew_interval: float = 10.0
+    send_timeout: float = 60.0
     retry_schedule: tuple[timedelta, ...] = DEFAULT_RETRY_SCHEDULE
 
 
@@ -249,9 +256,8 @@ class Dispatcher:
             log.error("delivery task failed", exc_info=task.exception())
 
     async def _send(self, job: DeliveryJob) -> None:
-        sender = self._senders[job.channel]
         async with self._send_slots[job.channel]:
-            outcome = await sender.send(job)
+            outcome = await self._attempt(job)
         retry_at = None
         if isinstance(outcome, ChannelFailed) and outcome.retryable:
             retry_at = next_attempt_at(
@@ -266,6 +272,27 @@ class Dispatcher:
         )
         status = settled_status(outcome, retry_at).value if settled else "claim_lost"
         self._tally.deliveries[f"{job.channel.value}:{status}"] += 1
+
+    async def _attempt(self, job: DeliveryJob) -> ChannelOutcome:
+        """One send, bounded in time. A sender that raises has a bug or lost its
+        infrastructure: the attempt counts as a retryable failure (so a persistent
+        fault ends ``dead`` instead of looping), named by type only, since exception
+        texts can carry addresses or secrets."""
+        try:
+            async with asyncio.timeout(self._options.send_timeout):
+                return await self._senders[job.channel].send(job)
+        except TimeoutError:
+            return ChannelFailed(
+                error=f"no answer within {self._options.send_timeout:g}s", retryable=True
+            )
+        except Exception as error:
+            log.error(
+                "sender for %s raised %s on delivery %s",
+                job.channel.value,
+                type(error).__name__,
+                job.delivery_id,
+            )
+            return ChannelFailed(error=f"internal error: {type(error).__name__}", retryable=True)
 
     async def _retry_due(self) -> None:
         while not self._stopping.is_set():

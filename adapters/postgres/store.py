@@ -383,7 +383,7 @@ class PostgresStore:
         async with self._cursor() as cursor:
             await self._execute(
                 cursor,
-                "UPDATE deliveries SET status = 'pending', next_attempt_at = {now},"
+                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = {now},"
                 " claimed_by = NULL, lease_until = NULL"
                 " WHERE id = %(id)s AND status = 'dead' RETURNING id",
                 id=delivery_id,

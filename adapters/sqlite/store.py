@@ -425,7 +425,7 @@ class SqliteStore:
     async def requeue_delivery(self, delivery_id: str) -> bool:
         def requeue(connection: sqlite3.Connection) -> bool:
             found = connection.execute(
-                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?,"
+                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?,"
                 " claimed_by = NULL, lease_until = NULL"
                 " WHERE id = ? AND status = 'dead' RETURNING id",
                 (self._now(), delivery_id),

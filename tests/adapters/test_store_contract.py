@@ -1420,7 +1420,7 @@ def test_a_dead_delivery_can_be_requeued_with_its_id(
         assert not await store.requeue_delivery(job.delivery_id)  # pending now, not dead
         [again] = await store.claim_due_deliveries(W2, 10)
         assert again.delivery_id == job.delivery_id
-        assert again.attempts == 1
+        assert again.attempts == 0  # a fresh retry schedule
         assert (await delivery(store, job.delivery_id)).status is DeliveryStatus.PENDING
 
     loop.run(scenario())

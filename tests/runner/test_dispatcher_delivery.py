@@ -1,0 +1,84 @@
+"""Deliveries through the dispatcher: retries on schedule, dead at the end, and senders
+that misbehave (raise, hang) counted as failed attempts instead of looping forever."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from adapters.memory import MemoryStore
+from core import Channel, Event, Preference, Severity
+from core.ports import ChannelSender
+from core.records import ChannelOutcome, DeliveryJob, DeliveryStatus
+from runner.dispatcher import Dispatcher, DispatchOptions
+from runner.senders import default_senders
+
+SCHEDULE = (timedelta(seconds=5), timedelta(seconds=10))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class RaisingSender:
+    """A sender with a bug."""
+
+    async def send(self, job: DeliveryJob) -> ChannelOutcome:
+        raise KeyError("secret-looking detail")
+
+
+class HangingSender:
+    """A sender whose server never answers."""
+
+    async def send(self, job: DeliveryJob) -> ChannelOutcome:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+
+def drain_until_dead(sender: ChannelSender) -> list[tuple[DeliveryStatus, int, str | None]]:
+    clock = Clock()
+    store = MemoryStore(clock=clock)
+    senders = {**default_senders(), Channel.EMAIL: sender}
+    history = []
+
+    async def scenario() -> None:
+        await store.set_preference("ana", "overload", Preference(("email",), Severity.INFO))
+        event = Event(
+            event_id="e1",
+            user_id="ana",
+            kind="overload",
+            severity=Severity.WATCH,
+            title="t",
+            body="b",
+        )
+        await store.enqueue([event])
+        options = DispatchOptions(retry_schedule=SCHEDULE, poll_interval=0.01, send_timeout=0.05)
+        for _ in range(3):
+            dispatcher = Dispatcher(store, senders, worker_id="w", options=options, clock=clock)
+            await dispatcher.run(until_idle=True)
+            [delivery] = await store.deliveries()
+            history.append((delivery.status, delivery.attempts, delivery.last_error))
+            clock.now += timedelta(seconds=15)
+
+    asyncio.run(scenario())
+    return history
+
+
+def test_a_raising_sender_fails_attempts_until_dead_without_leaking_its_message() -> None:
+    history = drain_until_dead(RaisingSender())
+    assert [(status, attempts) for status, attempts, _ in history] == [
+        (DeliveryStatus.FAILED, 1),
+        (DeliveryStatus.FAILED, 2),
+        (DeliveryStatus.DEAD, 3),
+    ]
+    assert {note for _, _, note in history} == {"internal error: KeyError"}
+
+
+def test_a_hanging_sender_times_out_as_a_retryable_failure() -> None:
+    history = drain_until_dead(HangingSender())
+    assert history[-1][:2] == (DeliveryStatus.DEAD, 3)
+    assert history[0][2] == "no answer within 0.05s"
