@@ -308,11 +308,14 @@ class MemoryStore:
         return self._recipients.get(user_id)
 
     async def set_recipient(self, recipient: Recipient) -> None:
-        self._recipients[recipient.user_id] = attrs.evolve(recipient, webhook_disabled=None)
+        known = self._recipients.get(recipient.user_id)
+        same_url = known is not None and known.webhook_url == recipient.webhook_url
+        disabled = known.webhook_disabled if known is not None and same_url else None
+        self._recipients[recipient.user_id] = attrs.evolve(recipient, webhook_disabled=disabled)
 
-    async def disable_webhook(self, user_id: str, reason: str) -> None:
+    async def disable_webhook(self, user_id: str, url: str, reason: str) -> None:
         found = self._recipients.get(user_id)
-        if found is not None:
+        if found is not None and found.webhook_url == url:
             self._recipients[user_id] = attrs.evolve(found, webhook_disabled=reason)
 
     async def requeue_delivery(self, delivery_id: str) -> bool:

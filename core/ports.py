@@ -155,11 +155,13 @@ class RecipientBook(RecipientDirectory, Protocol):
     """The store's own ``recipients`` table, which the CLI edits."""
 
     async def set_recipient(self, recipient: Recipient) -> None:
-        """Store contact points (a new webhook URL clears any earlier disabling)."""
+        """Store contact points. A different webhook URL clears an earlier disabling;
+        the same URL stays disabled."""
         ...
 
-    async def disable_webhook(self, user_id: str, reason: str) -> None:
-        """Stop sending to the user's webhook endpoint until a new one is set."""
+    async def disable_webhook(self, user_id: str, url: str, reason: str) -> None:
+        """Stop sending to ``url`` for the user until another URL is set. Nothing
+        happens if the user's URL has changed meanwhile (a late 410 from the old one)."""
         ...
 
 

@@ -364,19 +364,22 @@ class PostgresStore:
     async def set_recipient(self, recipient: Recipient) -> None:
         async with self._cursor() as cursor:
             await cursor.execute(
-                "INSERT INTO recipients (user_id, email, webhook_url, webhook_secret)"
+                "INSERT INTO recipients AS r (user_id, email, webhook_url, webhook_secret)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (user_id) DO UPDATE SET"
-                " email = excluded.email, webhook_url = excluded.webhook_url,"
-                " webhook_secret = excluded.webhook_secret, webhook_disabled = NULL",
+                " email = excluded.email, webhook_secret = excluded.webhook_secret,"
+                " webhook_disabled = CASE WHEN r.webhook_url IS NOT DISTINCT FROM"
+                "  excluded.webhook_url THEN r.webhook_disabled END,"
+                " webhook_url = excluded.webhook_url",
                 (recipient.user_id, recipient.email, recipient.webhook_url,
                  recipient.webhook_secret),
             )  # fmt: skip
 
-    async def disable_webhook(self, user_id: str, reason: str) -> None:
+    async def disable_webhook(self, user_id: str, url: str, reason: str) -> None:
         async with self._cursor() as cursor:
             await cursor.execute(
-                "UPDATE recipients SET webhook_disabled = %s WHERE user_id = %s",
-                (reason, user_id),
+                "UPDATE recipients SET webhook_disabled = %s"
+                " WHERE user_id = %s AND webhook_url = %s",
+                (reason, user_id, url),
             )
 
     async def requeue_delivery(self, delivery_id: str) -> bool:

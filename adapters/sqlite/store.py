@@ -406,19 +406,22 @@ class SqliteStore:
         await self._call(
             self._write,
             lambda c: c.execute(
-                "INSERT OR REPLACE INTO recipients"
-                " (user_id, email, webhook_url, webhook_secret, webhook_disabled)"
-                " VALUES (?, ?, ?, ?, NULL)",
+                "INSERT INTO recipients (user_id, email, webhook_url, webhook_secret)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET"
+                " email = excluded.email, webhook_secret = excluded.webhook_secret,"
+                " webhook_disabled = CASE WHEN webhook_url IS excluded.webhook_url"
+                "  THEN webhook_disabled END, webhook_url = excluded.webhook_url",
                 (recipient.user_id, recipient.email, recipient.webhook_url,
                  recipient.webhook_secret),
             ),
         )  # fmt: skip
 
-    async def disable_webhook(self, user_id: str, reason: str) -> None:
+    async def disable_webhook(self, user_id: str, url: str, reason: str) -> None:
         await self._call(
             self._write,
             lambda c: c.execute(
-                "UPDATE recipients SET webhook_disabled = ? WHERE user_id = ?", (reason, user_id)
+                "UPDATE recipients SET webhook_disabled = ? WHERE user_id = ? AND webhook_url = ?",
+                (reason, user_id, url),
             ),
         )
 

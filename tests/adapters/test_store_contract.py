@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from functools import partial
 
+import attrs
 import pytest
 
 from core import (
@@ -1394,10 +1395,15 @@ def test_recipients_are_stored_and_webhooks_disabled_until_replaced(
         )
         await store.set_recipient(first)
         assert await store.recipient(USER) == first
-        await store.disable_webhook(USER, "410 Gone")
+        await store.disable_webhook(USER, "https://hooks.example.com/other", "410 Gone")
+        assert await store.recipient(USER) == first  # a late 410 from another URL
+        await store.disable_webhook(USER, "https://hooks.example.com/a", "410 Gone")
         disabled = await store.recipient(USER)
         assert disabled is not None
         assert disabled.webhook_disabled == "410 Gone"
+        new_email = attrs.evolve(first, email="ana@example.org")
+        await store.set_recipient(new_email)
+        assert await store.recipient(USER) == attrs.evolve(new_email, webhook_disabled="410 Gone")
         replaced = Recipient(user_id=USER, webhook_url="https://hooks.example.com/b")
         await store.set_recipient(replaced)
         assert await store.recipient(USER) == replaced
