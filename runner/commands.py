@@ -27,7 +27,7 @@ from runner.dispatcher import Dispatcher, DispatchSummary
 from runner.intake import RejectedLine, read_event_lines
 from runner.output import notification_json, table, to_json
 from runner.recipients import recipient_problems
-from runner.senders import default_senders
+from runner.senders import channel_senders
 
 ENQUEUE_BATCH = 1000
 log = logging.getLogger("tidings.runner")
@@ -105,25 +105,27 @@ async def send(args: argparse.Namespace, store: Store, settings: Settings) -> in
 
 async def run(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    dispatcher = Dispatcher(
-        store,
-        default_senders(),
-        worker_id=worker_id,
-        policy=settings.policy,
-        options=settings.dispatch,
-        clock=system_clock,
-    )
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, dispatcher.stop)
-    log.info(
-        "runner %s started on %s: %d workers, lease %ss",
-        worker_id,
-        redacted(settings.database_url),
-        settings.dispatch.workers,
-        settings.lease.total_seconds(),
-    )
-    summary = await dispatcher.run(until_idle=args.until_idle)
+    async with channel_senders(store, settings) as senders:
+        dispatcher = Dispatcher(
+            store,
+            senders,
+            worker_id=worker_id,
+            policy=settings.policy,
+            options=settings.dispatch,
+            clock=system_clock,
+        )
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, dispatcher.stop)
+        log.info(
+            "runner %s started on %s: %d workers, lease %ss, email %s",
+            worker_id,
+            redacted(settings.database_url),
+            settings.dispatch.workers,
+            settings.lease.total_seconds(),
+            f"via {settings.smtp.host}:{settings.smtp.port}" if settings.smtp else "not configured",
+        )
+        summary = await dispatcher.run(until_idle=args.until_idle)
     log.info("runner %s stopped: %s", worker_id, summary_text(summary))
     _print(args, summary_text(summary), summary_json(summary))
     return 0

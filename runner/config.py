@@ -17,6 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
+from adapters.channels.addresses import IPNetwork, parse_allowed_networks
+from adapters.channels.email import SmtpConfig, smtp_config_from_environment
 from core import Channel, Policy, Severity
 from core.records import DEFAULT_LEASE
 from runner.dispatcher import DispatchOptions
@@ -34,6 +36,8 @@ class Settings:
     policy: Policy = attrs.Factory(Policy)
     dispatch: DispatchOptions = attrs.Factory(DispatchOptions)
     lease: timedelta = DEFAULT_LEASE
+    smtp: SmtpConfig | None = None
+    webhook_allowed_networks: tuple[IPNetwork, ...] = ()
 
 
 _ENVIRONMENT = {
@@ -46,6 +50,8 @@ _ENVIRONMENT = {
     "TIDINGS_COOLDOWN_SECONDS": "cooldown_seconds",
     "TIDINGS_DEFAULT_CHANNELS": "default_channels",
     "TIDINGS_DEFAULT_MIN_SEVERITY": "default_min_severity",
+    "TIDINGS_SENDS_PER_CHANNEL": "sends_per_channel",
+    "TIDINGS_WEBHOOK_ALLOWED_NETWORKS": "webhook_allowed_networks",
 }
 
 
@@ -112,7 +118,12 @@ def load_settings(
     unknown = sorted(set(raw) - set(_ENVIRONMENT.values()))
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
-    return _settings(raw)
+    try:
+        smtp = smtp_config_from_environment(environ)
+        networks = parse_allowed_networks(str(raw.get("webhook_allowed_networks", "")))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    return attrs.evolve(_settings(raw), smtp=smtp, webhook_allowed_networks=networks)
 
 
 def _settings(raw: Mapping[str, object]) -> Settings:
@@ -133,6 +144,9 @@ def _settings(raw: Mapping[str, object]) -> Settings:
     if "intake_size" in raw:
         size = _positive_int("intake_size", raw["intake_size"])
         options = attrs.evolve(options, intake_size=size)
+    if "sends_per_channel" in raw:
+        sends = _positive_int("sends_per_channel", raw["sends_per_channel"])
+        options = attrs.evolve(options, sends_per_channel=sends)
     if "batch_size" in raw:
         size = _positive_int("batch_size", raw["batch_size"])
         options = attrs.evolve(options, batch_size=size)

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from tests.smtp_server import StartServer, smtp_servers
+
 SERVER_URL = os.environ.get(
     "TIDINGS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -43,3 +45,10 @@ def postgres_url() -> Iterator[str]:
     finally:
         with _admin() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def start_smtp_server() -> Iterator[StartServer]:
+    """Start aiosmtpd servers on free loopback ports (returns the port); all stop after."""
+    with smtp_servers() as start:
+        yield start

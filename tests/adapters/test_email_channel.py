@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from email.message import EmailMessage
-from email.parser import BytesParser
-from email.policy import default as default_policy
 from typing import Any
 
 import attrs
 import pytest
 import trustme
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from adapters.channels.email import EmailSender, SmtpConfig, smtp_config_from_environment
@@ -44,8 +40,8 @@ from core.records import (
 )
 from runner.dispatcher import Dispatcher, DispatchOptions
 from tests.adapters.conftest import START, FakeClock
+from tests.smtp_server import HOST, Mailbox, StartServer, free_port
 
-HOST = "127.0.0.1"
 USER = "u42"
 TO = "u42@example.test"
 FROM = "alerts@tidings.example"
@@ -58,38 +54,6 @@ BODY = "Ligne 1 : très chargé — 负载过高 🚨\nLine 2: take a break ☕"
 RETRIES = DispatchOptions(
     retry_schedule=(timedelta(seconds=5), timedelta(seconds=10)), poll_interval=0.01
 )
-
-
-@attrs.frozen
-class Received:
-    """One DATA the server was handed, accepted or not."""
-
-    mail_from: str
-    rcpt_tos: tuple[str, ...]
-    message: EmailMessage
-
-
-class Mailbox:
-    """An aiosmtpd handler that gives each scripted reply once, then accepts."""
-
-    def __init__(self, *, rcpt_replies: tuple[str, ...] = (), data_replies: tuple[str, ...] = ()):
-        self._rcpt_replies = list(rcpt_replies)
-        self._data_replies = list(data_replies)
-        self.received: list[Received] = []
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        if self._rcpt_replies:
-            return self._rcpt_replies.pop(0)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        parsed = BytesParser(policy=default_policy).parsebytes(envelope.content)
-        assert isinstance(parsed, EmailMessage)
-        self.received.append(Received(envelope.mail_from, tuple(envelope.rcpt_tos), parsed))
-        return self._data_replies.pop(0) if self._data_replies else "250 Message accepted"
 
 
 class Credentials:
@@ -105,36 +69,6 @@ class Credentials:
         valid = auth_data.login == USERNAME.encode() and auth_data.password == PASSWORD.encode()
         # handled=False: aiosmtpd then answers the failure itself (535).
         return AuthResult(success=valid, handled=False)
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (the OS just handed it out and took it back)."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-StartServer = Callable[..., int]
-
-
-@pytest.fixture
-def start_server() -> Iterator[StartServer]:
-    """Starts an aiosmtpd server on a free loopback port; all are stopped after the test."""
-    controllers: list[Any] = []
-
-    def start(handler: Mailbox, **smtp_parameters: Any) -> int:
-        port = free_port()
-        controller = Controller(
-            handler, hostname=HOST, port=port, server_hostname="smtp.test", **smtp_parameters
-        )
-        controller.start()
-        controllers.append(controller)
-        return port
-
-    yield start
-    for controller in controllers:
-        controller.stop()
 
 
 @pytest.fixture(scope="module")
@@ -207,9 +141,9 @@ def send(
 # -- the message --------------------------------------------------------------------
 
 
-def test_plain_delivery_carries_headers_and_utf8_body(start_server: StartServer) -> None:
+def test_plain_delivery_carries_headers_and_utf8_body(start_smtp_server: StartServer) -> None:
     mailbox = Mailbox()
-    port = start_server(mailbox)
+    port = start_smtp_server(mailbox)
 
     assert send(make_config(port), make_job()) == [Delivered()]
 
@@ -228,9 +162,9 @@ def test_plain_delivery_carries_headers_and_utf8_body(start_server: StartServer)
     assert message.get_content().splitlines() == BODY.splitlines()
 
 
-def test_html_alternative_is_escaped_text(start_server: StartServer) -> None:
+def test_html_alternative_is_escaped_text(start_smtp_server: StartServer) -> None:
     mailbox = Mailbox()
-    port = start_server(mailbox)
+    port = start_smtp_server(mailbox)
     job = make_job(title="<b>hot</b> 🔥", body="use <script> & relax\nsecond line")
 
     assert send(make_config(port, html=True), job) == [Delivered()]
@@ -248,9 +182,9 @@ def test_html_alternative_is_escaped_text(start_server: StartServer) -> None:
     assert "<script>" not in html
 
 
-def test_line_breaks_in_a_title_cannot_add_headers(start_server: StartServer) -> None:
+def test_line_breaks_in_a_title_cannot_add_headers(start_smtp_server: StartServer) -> None:
     mailbox = Mailbox()
-    port = start_server(mailbox)
+    port = start_smtp_server(mailbox)
 
     assert send(make_config(port), make_job(title="Alert\r\nBcc: x@y")) == [Delivered()]
 
@@ -260,9 +194,9 @@ def test_line_breaks_in_a_title_cannot_add_headers(start_server: StartServer) ->
     assert received.message.get_all("Bcc") is None
 
 
-def test_same_message_id_on_a_retry_after_4xx(start_server: StartServer) -> None:
+def test_same_message_id_on_a_retry_after_4xx(start_smtp_server: StartServer) -> None:
     mailbox = Mailbox(data_replies=("451 4.3.0 try later",))
-    port = start_server(mailbox)
+    port = start_smtp_server(mailbox)
 
     first, second = send(make_config(port), make_job(), make_job(attempts=1))
 
@@ -272,8 +206,8 @@ def test_same_message_id_on_a_retry_after_4xx(start_server: StartServer) -> None
     assert ids == [f"<{DELIVERY_ID}@tidings.example>"] * 2
 
 
-def test_5xx_reply_is_final(start_server: StartServer) -> None:
-    port = start_server(Mailbox(rcpt_replies=("550 5.1.1 no such user",)))
+def test_5xx_reply_is_final(start_smtp_server: StartServer) -> None:
+    port = start_smtp_server(Mailbox(rcpt_replies=("550 5.1.1 no such user",)))
 
     [outcome] = send(make_config(port), make_job())
 
@@ -292,13 +226,13 @@ def test_server_down_is_retryable() -> None:
 
 
 def test_implicit_tls_with_auth_plain(
-    start_server: StartServer, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
+    start_smtp_server: StartServer, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
 ) -> None:
     mailbox, credentials = Mailbox(), Credentials()
     # aiosmtpd only counts STARTTLS as TLS for auth_require_tls, so on an implicit-TLS
     # listener (encrypted from the first byte) that flag must be off, and with it
     # auth_required (aiosmtpd warns about the pair); the mechanism list shows AUTH ran.
-    port = start_server(
+    port = start_smtp_server(
         mailbox,
         ssl_context=server_tls,
         authenticator=credentials,
@@ -314,10 +248,10 @@ def test_implicit_tls_with_auth_plain(
 
 
 def test_starttls_with_auth_login(
-    start_server: StartServer, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
+    start_smtp_server: StartServer, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
 ) -> None:
     mailbox, credentials = Mailbox(), Credentials()
-    port = start_server(
+    port = start_smtp_server(
         mailbox,
         tls_context=server_tls,
         require_starttls=True,
@@ -335,14 +269,14 @@ def test_starttls_with_auth_login(
 
 
 def test_wrong_password_is_final_and_never_shown(
-    start_server: StartServer,
+    start_smtp_server: StartServer,
     server_tls: ssl.SSLContext,
     client_tls: ssl.SSLContext,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     wrong = "not-the-Pa55word"
-    port = start_server(
+    port = start_smtp_server(
         Mailbox(),
         tls_context=server_tls,
         require_starttls=True,
@@ -361,9 +295,9 @@ def test_wrong_password_is_final_and_never_shown(
     assert wrong not in repr(config)
 
 
-def test_a_reply_echoing_the_password_is_scrubbed(start_server: StartServer) -> None:
+def test_a_reply_echoing_the_password_is_scrubbed(start_smtp_server: StartServer) -> None:
     # Plain text and AUTH only because this loopback server exists to misbehave.
-    port = start_server(
+    port = start_smtp_server(
         Mailbox(rcpt_replies=(f"550 5.7.1 {PASSWORD} is not welcome here",)),
         authenticator=Credentials(),
         auth_require_tls=False,
@@ -378,9 +312,9 @@ def test_a_reply_echoing_the_password_is_scrubbed(start_server: StartServer) -> 
 
 
 def test_untrusted_certificate_is_retryable(
-    start_server: StartServer, server_tls: ssl.SSLContext
+    start_smtp_server: StartServer, server_tls: ssl.SSLContext
 ) -> None:
-    port = start_server(Mailbox(), ssl_context=server_tls)
+    port = start_smtp_server(Mailbox(), ssl_context=server_tls)
 
     [outcome] = send(make_config(port, tls_mode="implicit"), make_job())
 
@@ -544,9 +478,9 @@ def run_dispatches(port: int, *advances: timedelta) -> Dispatched:
     return asyncio.run(run())
 
 
-def test_dispatcher_retries_a_4xx_until_delivered(start_server: StartServer) -> None:
+def test_dispatcher_retries_a_4xx_until_delivered(start_smtp_server: StartServer) -> None:
     mailbox = Mailbox(rcpt_replies=("451 4.3.0 try later",))
-    port = start_server(mailbox)
+    port = start_smtp_server(mailbox)
 
     run = run_dispatches(port, timedelta(seconds=6))
 
@@ -561,8 +495,8 @@ def test_dispatcher_retries_a_4xx_until_delivered(start_server: StartServer) -> 
     assert received.message["Message-ID"] == f"<{second.delivery_id}@tidings.example>"
 
 
-def test_dispatcher_gives_up_at_once_on_a_5xx(start_server: StartServer) -> None:
-    port = start_server(Mailbox(rcpt_replies=("550 5.1.1 no such user",)))
+def test_dispatcher_gives_up_at_once_on_a_5xx(start_smtp_server: StartServer) -> None:
+    port = start_smtp_server(Mailbox(rcpt_replies=("550 5.1.1 no such user",)))
 
     run = run_dispatches(port)
 
