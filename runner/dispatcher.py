@@ -48,7 +48,7 @@ class DispatchOptions:
     intake_size: int = 256
     batch_size: int = 256
     poll_interval: float = 0.5
-    sends_per_channel: int = 16
+    sends_per_channel: int = 32
     renew_interval: float = 10.0
     send_timeout: float = 60.0
     retry_schedule: tuple[timedelta, ...] = DEFAULT_RETRY_SCHEDULE
