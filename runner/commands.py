@@ -23,8 +23,9 @@ from core.ports import Store
 from core.records import DeliveryStatus, Recipient
 from runner.clock import system_clock
 from runner.config import Settings, redacted
-from runner.dispatcher import Dispatcher, DispatchSummary
+from runner.dispatcher import Dispatcher
 from runner.intake import RejectedLine, read_event_lines
+from runner.observers import DispatchSummary
 from runner.output import notification_json, table, to_json
 from runner.recipients import recipient_problems
 from runner.senders import channel_senders

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import Counter
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
@@ -22,7 +22,7 @@ from typing import TypeVar
 import attrs
 from returns.result import Failure, Result, Success
 
-from core import Event, Policy, Skip, decide_with, parse_event
+from core import Event, Policy, decide_with, parse_event
 from core.ports import ChannelSender, Store, StoreUnavailable
 from core.records import (
     ChannelFailed,
@@ -34,6 +34,7 @@ from core.records import (
 from core.retry import DEFAULT_RETRY_SCHEDULE, next_attempt_at
 from core.validation import InvalidEvent
 from core.values import Channel
+from runner.observers import DispatchObserver, DispatchSummary, Observers, Tally
 
 log = logging.getLogger("tidings.dispatch")
 
@@ -54,41 +55,6 @@ class DispatchOptions:
     retry_schedule: tuple[timedelta, ...] = DEFAULT_RETRY_SCHEDULE
 
 
-@attrs.frozen(kw_only=True)
-class DispatchSummary:
-    """What one run did, for the CLI's summary and for tests."""
-
-    notified: int
-    skipped: Mapping[str, int]
-    rejected: int
-    deliveries: Mapping[str, int]
-
-
-@attrs.define
-class _Tally:
-    notified: int = 0
-    skipped: Counter[str] = attrs.Factory(Counter)
-    rejected: int = 0
-    deliveries: Counter[str] = attrs.Factory(Counter)
-
-    def count(self, recorded: RecordedEvent) -> None:
-        if isinstance(recorded.outcome, Skip):
-            self.skipped[recorded.outcome.reason.value] += 1
-        else:
-            self.notified += 1
-            self.deliveries.update(
-                f"{c.value}:delivered" for c in recorded.outcome.channels if c is Channel.IN_APP
-            )
-
-    def summary(self) -> DispatchSummary:
-        return DispatchSummary(
-            notified=self.notified,
-            skipped=dict(self.skipped),
-            rejected=self.rejected,
-            deliveries=dict(self.deliveries),
-        )
-
-
 class Dispatcher:
     """Runs the loop against one store. ``clock`` is the runner's "now"."""
 
@@ -102,6 +68,7 @@ class Dispatcher:
         options: DispatchOptions = DispatchOptions(),
         clock: Callable[[], datetime],
         jitter: Callable[[], float] = random.random,
+        observers: Sequence[DispatchObserver] = (),
     ) -> None:
         self._store = store
         self._senders = senders
@@ -118,7 +85,8 @@ class Dispatcher:
             channel: asyncio.Semaphore(options.sends_per_channel) for channel in Channel
         }
         self._sending: set[asyncio.Task[None]] = set()
-        self._tally = _Tally()
+        self._tally = Tally()
+        self._observe = Observers([self._tally, *observers])
         self._stopping = asyncio.Event()
         self._in_hand = 0
         self._all_decided = asyncio.Event()
@@ -155,6 +123,8 @@ class Dispatcher:
             for item in items:
                 await self._accept(item.event_id, parse_event(item.fields))
             if items:
+                self._observe.depth(self._in_hand)
+            if items:
                 continue
             if self._in_hand or self._sending:
                 await self._settle_down()
@@ -169,14 +139,14 @@ class Dispatcher:
                 queue = self._queues[hash((event.user_id, event.kind)) % len(self._queues)]
                 self._in_hand += 1
                 self._all_decided.clear()
+                self._observe.accepted(1)
                 await queue.put(event)
             case Failure(error):
                 await self._reject(event_id, error)
 
     async def _reject(self, event_id: str, error: InvalidEvent) -> None:
         await self._patiently(lambda: self._store.reject_event(self._worker_id, event_id, error))
-        self._tally.rejected += 1
-        log.warning("event %s rejected: %s", event_id, error)
+        self._observe.rejected(event_id, error)
 
     async def _settle_down(self) -> None:
         """Wait, at most a poll interval, for the work in hand to finish."""
@@ -225,22 +195,23 @@ class Dispatcher:
             batch = [await queue.get()]
             while len(batch) < self._options.batch_size and not queue.empty():
                 batch.append(queue.get_nowait())
+            started = time.perf_counter()
             try:
                 recorded = await self._patiently(
                     partial(self._store.record_decisions, self._worker_id, batch, self._decide)
                 )
-                self._note(recorded)
+                self._note(recorded, time.perf_counter() - started)
             finally:
                 self._in_hand -= len(batch)
+                self._observe.depth(self._in_hand)
                 if not self._in_hand:
                     self._all_decided.set()
                 for _ in batch:
                     queue.task_done()
 
-    def _note(self, recorded: Sequence[RecordedEvent]) -> None:
+    def _note(self, recorded: Sequence[RecordedEvent], seconds: float) -> None:
         for decision in recorded:
-            self._tally.count(decision)
-            log.debug("event %s: %s", decision.event_id, decision.outcome)
+            self._observe.decided(decision, seconds)
             for job in decision.jobs:
                 self._start_send(job)
 
@@ -257,7 +228,9 @@ class Dispatcher:
 
     async def _send(self, job: DeliveryJob) -> None:
         async with self._send_slots[job.channel]:
+            started = time.perf_counter()
             outcome = await self._attempt(job)
+            seconds = time.perf_counter() - started
         retry_at = None
         if isinstance(outcome, ChannelFailed) and outcome.retryable:
             retry_at = next_attempt_at(
@@ -271,7 +244,7 @@ class Dispatcher:
             lambda: self._store.settle_delivery(self._worker_id, job.delivery_id, outcome, retry_at)
         )
         status = settled_status(outcome, retry_at).value if settled else "claim_lost"
-        self._tally.deliveries[f"{job.channel.value}:{status}"] += 1
+        self._observe.attempted(job, outcome, status, seconds)
 
     async def _attempt(self, job: DeliveryJob) -> ChannelOutcome:
         """One send, bounded in time. A sender that raises has a bug or lost its
