@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from core.ports import StoreUnavailable
 from runner.clock import system_clock
 from runner.config import ConfigError, Settings, load_settings
-from runner.demo import demo
 from runner.parser import Command, build_parser
 from runner.stores import open_store
 
@@ -30,6 +29,8 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
 
 async def _main(args: argparse.Namespace, settings: Settings) -> int:
     if args.handler is None:
+        from runner.demo import demo  # loaded only for the tour
+
         return await demo(args, settings)
     store = open_store(settings.database_url, clock=system_clock, lease=settings.lease)
     try:

@@ -11,10 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-from adapters.channels.addresses import AddressGuard
-from adapters.channels.email import EmailSender
 from adapters.channels.unconfigured import UnconfiguredSender
-from adapters.channels.webhook import WebhookSender
 from core.ports import ChannelSender, Store
 from core.values import Channel
 from runner.clock import system_clock
@@ -27,7 +24,12 @@ _IN_APP = UnconfiguredSender("in-app is delivered when recorded")
 async def channel_senders(
     store: Store, settings: Settings
 ) -> AsyncIterator[Mapping[Channel, ChannelSender]]:
-    """The configured senders, closed (idle connections dropped) on the way out."""
+    """The configured senders, closed (idle connections dropped) on the way out.
+    Their HTTP and SMTP libraries load here, only in processes that deliver."""
+    from adapters.channels.addresses import AddressGuard
+    from adapters.channels.email import EmailSender
+    from adapters.channels.webhook import WebhookSender
+
     webhook = WebhookSender(
         store, AddressGuard(settings.webhook_allowed_networks), clock=system_clock
     )

@@ -1,13 +1,14 @@
-"""Open the store a database URL names. The runner is the only place that connects."""
+"""Open the store a database URL names. The runner is the only place that connects.
+
+Each store's module is imported only when its URL is used: a short-lived CLI command
+on SQLite should not pay for loading the PostgreSQL driver.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from adapters.memory import MemoryStore
-from adapters.postgres import PostgresStore
-from adapters.sqlite import SqliteStore
 from core.ports import Store
 from runner.config import ConfigError
 
@@ -16,13 +17,19 @@ def open_store(url: str, clock: Callable[[], datetime], lease: timedelta) -> Sto
     """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``postgresql://...`` or
     ``memory://``. PostgreSQL keeps time by its own clock, shared by every runner."""
     if url.startswith(("postgresql://", "postgres://")):
+        from adapters.postgres import PostgresStore
+
         return PostgresStore(url, lease=lease)
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if not path:
             raise ConfigError("database URL sqlite:/// needs a file path")
+        from adapters.sqlite import SqliteStore
+
         return SqliteStore(path, clock=clock, lease=lease)
     if url == "memory://":
+        from adapters.memory import MemoryStore
+
         return MemoryStore(clock=clock, lease=lease)
     raise ConfigError(
         f"database URL {url!r} is not supported (use sqlite:///PATH, postgresql://... or memory://)"

@@ -157,10 +157,12 @@ class PostgresStore:
             await self._execute(
                 cursor,
                 "UPDATE events SET status = 'claimed', claimed_by = %(worker)s,"
-                " lease_until = {now} + %(lease)s WHERE seq IN (SELECT seq FROM events"
+                # ANY(ARRAY(...)): walk the open-events index in order and stop at
+                # the limit, instead of sorting every open event first.
+                " lease_until = {now} + %(lease)s WHERE seq = ANY(ARRAY(SELECT seq FROM events"
                 "  WHERE status IN ('pending', 'claimed')"
                 "  AND (status = 'pending' OR lease_until <= {now})"
-                "  ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+                "  ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED))"
                 " RETURNING seq, event_id, user_id, kind, severity, title, body, payload_json",
                 worker=worker_id,
                 limit=limit,
