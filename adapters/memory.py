@@ -14,14 +14,15 @@ from datetime import datetime, timedelta
 import attrs
 
 from adapters.recording import BatchRecorder, DeliveryRow
-from core import Event, Preference, explain, normalise_channel_names
-from core.decision import Plan, Skip
+from core import GLOBAL_KIND, Event, Preference, explain, normalise_channel_names
+from core.decision import DecisionInputs, Plan, Skip
 from core.ports import DecideFn
 from core.records import (
     DEFAULT_LEASE,
     TERMINAL_EVENT_STATUSES,
     Backlog,
     ChannelOutcome,
+    DecidedEvent,
     DeliveryJob,
     DeliveryRecord,
     DeliveryStatus,
@@ -301,6 +302,47 @@ class MemoryStore:
         for notification in unread:
             self._notifications[notification.id] = attrs.evolve(notification, read_at=now)
         return len(unread)
+
+    # -- history -------------------------------------------------------------------
+
+    async def decision_inputs(self, user_id: str, kind: str) -> tuple[DecisionInputs, datetime]:
+        inputs = DecisionInputs(
+            kind_preference=self._preferences.get((user_id, kind)),
+            global_preference=self._preferences.get((user_id, GLOBAL_KIND)),
+            last_sent_at=self._last_sent.get((user_id, kind)),
+        )
+        return inputs, self._clock()
+
+    async def decided_events(
+        self, since: datetime, after: tuple[datetime, int] | None, limit: int
+    ) -> Sequence[DecidedEvent]:
+        decided = [
+            DecidedEvent(
+                position=(row.decided_at, index),
+                event=row.event,
+                decided_at=row.decided_at,
+                notified=row.status is EventStatus.NOTIFIED,
+            )
+            for index, row in enumerate(self._events.values())
+            if row.decided_at is not None
+            and row.decided_at >= since
+            and row.status in (EventStatus.NOTIFIED, EventStatus.SKIPPED)
+        ]
+        decided.sort(key=lambda found: found.position)
+        return [found for found in decided if after is None or found.position > after][:limit]
+
+    async def last_notified_before(self, moment: datetime) -> Mapping[tuple[str, str], datetime]:
+        last: dict[tuple[str, str], datetime] = {}
+        for notification in self._notifications.values():
+            key = (notification.user_id, notification.kind)
+            if notification.created_at < moment and (
+                key not in last or notification.created_at > last[key]
+            ):
+                last[key] = notification.created_at
+        return last
+
+    async def all_preferences(self) -> Mapping[tuple[str, str], Preference]:
+        return dict(self._preferences)
 
     # -- recipients ----------------------------------------------------------------
 

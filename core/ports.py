@@ -17,6 +17,7 @@ from core.decision import DecisionInputs, Plan, Skip
 from core.records import (
     Backlog,
     ChannelOutcome,
+    DecidedEvent,
     DeliveryJob,
     DeliveryRecord,
     DeliveryStatus,
@@ -88,6 +89,29 @@ class DecisionLedger(Protocol):
         ...
 
     async def event_record(self, event_id: str) -> EventRecord | None: ...
+
+    async def decision_inputs(self, user_id: str, kind: str) -> tuple[DecisionInputs, datetime]:
+        """What a decision for (user, kind) would see now, and the store's now: for dry
+        runs, without recording anything."""
+        ...
+
+
+class History(Protocol):
+    """Recorded decisions, read back for what-if replays."""
+
+    async def decided_events(
+        self, since: datetime, after: tuple[datetime, int] | None, limit: int
+    ) -> Sequence[DecidedEvent]:
+        """Notified and skipped events decided at or after ``since``, in decision order,
+        after position ``after``: read in pages, so memory stays flat."""
+        ...
+
+    async def last_notified_before(self, moment: datetime) -> Mapping[tuple[str, str], datetime]:
+        """Each (user, kind)'s last notification before ``moment``: a replay's
+        starting cooldowns."""
+        ...
+
+    async def all_preferences(self) -> Mapping[tuple[str, str], Preference]: ...
 
 
 class DeliveryQueue(Protocol):
@@ -166,7 +190,14 @@ class RecipientBook(RecipientDirectory, Protocol):
 
 
 class Store(
-    EventIntake, DecisionLedger, DeliveryQueue, Inbox, PreferenceBook, RecipientBook, Protocol
+    EventIntake,
+    DecisionLedger,
+    DeliveryQueue,
+    Inbox,
+    PreferenceBook,
+    RecipientBook,
+    History,
+    Protocol,
 ):
     """Everything the runner and CLI need from one database."""
 

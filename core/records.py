@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from core.decision import Plan, Skip
-from core.values import Channel, Severity
+from core.values import Channel, Event, Severity
 
 DEFAULT_LEASE = timedelta(seconds=10)
 """How long a claim lasts unless renewed: short, so a dead runner's work is taken
@@ -147,6 +147,17 @@ class EventRecord:
     enqueued_at: datetime
     decided_at: datetime | None
     notification_id: str | None
+
+
+@attrs.frozen(kw_only=True)
+class DecidedEvent:
+    """A decided (notified or skipped) event as history, for replaying decisions.
+    ``position`` orders history and resumes a paged read after it."""
+
+    position: tuple[datetime, int]
+    event: Event
+    decided_at: datetime
+    notified: bool
 
 
 @attrs.frozen(kw_only=True)

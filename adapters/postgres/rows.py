@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from core import Preference, Severity
+from core import Event, Preference, Severity
 from core.codec import outcome_from_mapping
 from core.records import (
+    DecidedEvent,
     DeliveryJob,
     DeliveryRecord,
     DeliveryStatus,
@@ -103,4 +104,21 @@ def recipient_from_row(row: Row) -> Recipient:
         webhook_url=row["webhook_url"],
         webhook_secret=row["webhook_secret"],
         webhook_disabled=row["webhook_disabled"],
+    )
+
+
+def decided_event_from_row(row: Row) -> DecidedEvent:
+    return DecidedEvent(
+        position=(row["decided_at"], row["seq"]),
+        event=Event(
+            event_id=row["event_id"],
+            user_id=row["user_id"],
+            kind=row["kind"],
+            severity=Severity(row["severity"]),
+            title=row["title"],
+            body=row["body"],
+            payload_json=row["payload_json"],
+        ),
+        decided_at=row["decided_at"],
+        notified=row["status"] == "notified",
     )

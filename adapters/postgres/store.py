@@ -23,12 +23,14 @@ from adapters.migrations import load_migrations
 from adapters.postgres import rows
 from adapters.postgres.decisions import record_batch
 from adapters.postgres.rows import NOTIFICATION_COLUMNS, Row
-from core import Event, Preference, normalise_channel_names
+from core import GLOBAL_KIND, Event, Preference, normalise_channel_names
+from core.decision import DecisionInputs
 from core.ports import DecideFn, StoreUnavailable
 from core.records import (
     DEFAULT_LEASE,
     Backlog,
     ChannelOutcome,
+    DecidedEvent,
     DeliveryJob,
     DeliveryRecord,
     DeliveryStatus,
@@ -354,6 +356,62 @@ class PostgresStore:
                 user=user_id,
             )
             return cursor.rowcount
+
+    # -- history -------------------------------------------------------------------
+
+    async def decision_inputs(self, user_id: str, kind: str) -> tuple[DecisionInputs, datetime]:
+        async with self._cursor() as cursor:
+            await self._execute(
+                cursor,
+                "SELECT {now} AS now,"
+                " (SELECT max(created_at) FROM notifications"
+                "  WHERE user_id = %(user)s AND kind = %(kind)s) AS last_sent_at",
+                user=user_id,
+                kind=kind,
+            )
+            moment = await cursor.fetchone()
+        found = await self.preferences(user_id)
+        assert moment is not None
+        inputs = DecisionInputs(
+            kind_preference=found.get(kind),
+            global_preference=found.get(GLOBAL_KIND),
+            last_sent_at=moment["last_sent_at"],
+        )
+        now: datetime = moment["now"]
+        return inputs, now
+
+    async def decided_events(
+        self, since: datetime, after: tuple[datetime, int] | None, limit: int
+    ) -> Sequence[DecidedEvent]:
+        start = after or (since, -1)
+        async with self._cursor(transaction=False) as cursor:
+            await cursor.execute(
+                "SELECT seq, event_id, user_id, kind, severity, title, body, payload_json,"
+                " status, decided_at FROM events WHERE status IN ('notified', 'skipped')"
+                " AND decided_at >= %s AND (decided_at, seq) > (%s, %s)"
+                " ORDER BY decided_at, seq LIMIT %s",
+                (since, start[0], start[1], limit),
+            )
+            found = await cursor.fetchall()
+        return [rows.decided_event_from_row(row) for row in found]
+
+    async def last_notified_before(self, moment: datetime) -> Mapping[tuple[str, str], datetime]:
+        async with self._cursor(transaction=False) as cursor:
+            await cursor.execute(
+                "SELECT user_id, kind, max(created_at) AS last FROM notifications"
+                " WHERE created_at < %s GROUP BY user_id, kind",
+                (moment,),
+            )
+            found = await cursor.fetchall()
+        return {(row["user_id"], row["kind"]): row["last"] for row in found}
+
+    async def all_preferences(self) -> Mapping[tuple[str, str], Preference]:
+        async with self._cursor(transaction=False) as cursor:
+            await cursor.execute(
+                "SELECT user_id, kind, channels, min_severity FROM notification_preferences"
+            )
+            found = await cursor.fetchall()
+        return {(row["user_id"], row["kind"]): rows.preference_from_row(row) for row in found}
 
     # -- recipients ----------------------------------------------------------------
 

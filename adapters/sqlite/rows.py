@@ -6,9 +6,10 @@ import json
 import sqlite3
 from datetime import UTC, datetime
 
-from core import Preference, Severity
+from core import Event, Preference, Severity
 from core.codec import outcome_from_mapping
 from core.records import (
+    DecidedEvent,
     DeliveryJob,
     DeliveryRecord,
     DeliveryStatus,
@@ -119,4 +120,22 @@ def recipient_from_row(row: sqlite3.Row) -> Recipient:
         webhook_url=row["webhook_url"],
         webhook_secret=row["webhook_secret"],
         webhook_disabled=row["webhook_disabled"],
+    )
+
+
+def decided_event_from_row(row: sqlite3.Row) -> DecidedEvent:
+    decided_at = datetime.fromisoformat(row["decided_at"])
+    return DecidedEvent(
+        position=(decided_at, row["seq"]),
+        event=Event(
+            event_id=row["event_id"],
+            user_id=row["user_id"],
+            kind=row["kind"],
+            severity=Severity(row["severity"]),
+            title=row["title"],
+            body=row["body"],
+            payload_json=row["payload_json"],
+        ),
+        decided_at=decided_at,
+        notified=row["status"] == "notified",
     )

@@ -19,12 +19,14 @@ from typing import TypeVar
 from adapters.migrations import load_migrations
 from adapters.recording import BatchRecorder
 from adapters.sqlite import decisions, rows
-from core import Event, Preference, normalise_channel_names
+from core import GLOBAL_KIND, Event, Preference, normalise_channel_names
+from core.decision import DecisionInputs
 from core.ports import DecideFn
 from core.records import (
     DEFAULT_LEASE,
     Backlog,
     ChannelOutcome,
+    DecidedEvent,
     DeliveryJob,
     DeliveryRecord,
     DeliveryStatus,
@@ -388,6 +390,60 @@ class SqliteStore:
             ).rowcount
 
         return await self._call(self._write, mark)
+
+    # -- history -------------------------------------------------------------------
+
+    async def decision_inputs(self, user_id: str, kind: str) -> tuple[DecisionInputs, datetime]:
+        def read() -> tuple[DecisionInputs, datetime]:
+            preferences, last_sent = decisions.load_inputs(self._conn(), {(user_id, kind)})
+            inputs = DecisionInputs(
+                kind_preference=preferences.get((user_id, kind)),
+                global_preference=preferences.get((user_id, GLOBAL_KIND)),
+                last_sent_at=last_sent.get((user_id, kind)),
+            )
+            return inputs, self._clock()
+
+        return await self._call(read)
+
+    async def decided_events(
+        self, since: datetime, after: tuple[datetime, int] | None, limit: int
+    ) -> Sequence[DecidedEvent]:
+        start = after or (since, -1)
+
+        def read() -> list[DecidedEvent]:
+            found = self._conn().execute(
+                "SELECT seq, event_id, user_id, kind, severity, title, body, payload_json,"
+                " status, decided_at FROM events WHERE status IN ('notified', 'skipped')"
+                " AND decided_at >= ? AND (decided_at > ? OR (decided_at = ? AND seq > ?))"
+                " ORDER BY decided_at, seq LIMIT ?",
+                (rows.time_text(since), rows.time_text(start[0]), rows.time_text(start[0]),
+                 start[1], limit),
+            )  # fmt: skip
+            return [rows.decided_event_from_row(row) for row in found]
+
+        return await self._call(read)
+
+    async def last_notified_before(self, moment: datetime) -> Mapping[tuple[str, str], datetime]:
+        def read() -> dict[tuple[str, str], datetime]:
+            found = self._conn().execute(
+                "SELECT user_id, kind, max(created_at) AS last FROM notifications"
+                " WHERE created_at < ? GROUP BY user_id, kind",
+                (rows.time_text(moment),),
+            )
+            return {
+                (row["user_id"], row["kind"]): datetime.fromisoformat(row["last"]) for row in found
+            }
+
+        return await self._call(read)
+
+    async def all_preferences(self) -> Mapping[tuple[str, str], Preference]:
+        def read() -> dict[tuple[str, str], Preference]:
+            found = self._conn().execute(
+                "SELECT user_id, kind, channels, min_severity FROM notification_preferences"
+            )
+            return {(row["user_id"], row["kind"]): rows.preference_from_row(row) for row in found}
+
+        return await self._call(read)
 
     # -- recipients ----------------------------------------------------------------
 

@@ -1430,3 +1430,39 @@ def test_a_dead_delivery_can_be_requeued_with_its_id(
         assert (await delivery(store, job.delivery_id)).status is DeliveryStatus.PENDING
 
     loop.run(scenario())
+
+
+# -------------------------------------------------------------------------- history
+
+
+def test_history_replays_decisions_in_order_page_by_page(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        await store.set_preference(USER, GLOBAL_KIND, Preference(("in_app",), Severity.INFO))
+        await submit(store, [make_event("e1"), make_event("e2")])  # notified, then cooldown
+        start = clock.advance(timedelta(hours=1))
+        await submit(store, [make_event("e3", kind="other")])
+        clock.advance(timedelta(hours=1))
+
+        pages = []
+        after = None
+        while page := await store.decided_events(START, after, 2):
+            pages.append([(found.event.event_id, found.notified) for found in page])
+            after = page[-1].position
+        assert pages == [[("e1", True), ("e2", False)], [("e3", True)]]
+        [late] = await store.decided_events(start, None, 10)
+        assert late.event == make_event("e3", kind="other")
+        assert late.decided_at == start
+
+        assert await store.last_notified_before(start) == {(USER, KIND): START}
+        assert await store.all_preferences() == {
+            (USER, GLOBAL_KIND): Preference(("in_app",), Severity.INFO)
+        }
+        inputs, now = await store.decision_inputs(USER, KIND)
+        assert now == clock()
+        assert inputs.last_sent_at == START
+        assert inputs.global_preference == Preference(("in_app",), Severity.INFO)
+        assert inputs.kind_preference is None
+
+    loop.run(scenario())
