@@ -113,13 +113,19 @@ class BatchRecorder:
         outcome = outcome_of(self._decide(event, inputs, self._now))
         if isinstance(outcome, Skip):
             self._decided(event, EventStatus.SKIPPED, outcome, None)
-            return RecordedEvent(event_id=event.event_id, outcome=outcome, notification_id=None)
+            return RecordedEvent(
+                event_id=event.event_id,
+                user_id=event.user_id,
+                outcome=outcome,
+                notification_id=None,
+            )
         self._last_sent[key] = self._now
         notification = self._notification(event, outcome)
         jobs = tuple(self._delivery(notification, channel) for channel in outcome.channels)
         self._decided(event, EventStatus.NOTIFIED, outcome, notification.id)
         return RecordedEvent(
             event_id=event.event_id,
+            user_id=event.user_id,
             outcome=outcome,
             notification_id=notification.id,
             jobs=tuple(job for job in jobs if job is not None),

@@ -126,6 +126,7 @@ class RecordedEvent:
     """A decision as recorded, with the deliveries it created that are due now."""
 
     event_id: str
+    user_id: str
     outcome: Plan | Skip
     notification_id: str | None
     jobs: tuple[DeliveryJob, ...] = ()

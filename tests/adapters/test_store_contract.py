@@ -527,7 +527,9 @@ def test_skip_records_the_reason_and_no_notification(
             source=PreferenceSource.KIND,
             min_severity=Severity.CRITICAL,
         )
-        assert recorded == RecordedEvent(event_id="e1", outcome=skip, notification_id=None)
+        assert recorded == RecordedEvent(
+            event_id="e1", user_id=USER, outcome=skip, notification_id=None
+        )
         record = await store.event_record("e1")
         assert record is not None
         assert record.status is EventStatus.SKIPPED

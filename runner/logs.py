@@ -1,0 +1,112 @@
+"""Structured logs: one line per decision and per delivery attempt.
+
+Operators grep and ship these, so each line carries its facts as fields (event id,
+user, kind, outcome, reason, latency) rather than prose. On a terminal the lines are
+readable text; anywhere else (a file, a pipe, a log shipper) they are JSON lines.
+Nothing here ever logs a recipient's address, URL or secret: the fields are chosen,
+not dumped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import TextIO
+
+from core import Skip
+from core.records import ChannelOutcome, DeliveryJob, RecordedEvent, settled_note
+from core.validation import InvalidEvent
+
+_FIELDS = (
+    "event_id", "user_id", "kind", "outcome", "reason", "channel", "delivery_id",
+    "attempt", "latency_ms", "error", "in_hand",
+)  # fmt: skip
+
+log = logging.getLogger("tidings.dispatch")
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per record: time, level, logger, message and the known fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update({name: getattr(record, name) for name in _FIELDS if hasattr(record, name)})
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+class Readable(logging.Formatter):
+    """The message followed by its fields as key=value, for people at a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = " ".join(
+            f"{name}={getattr(record, name)}" for name in _FIELDS if hasattr(record, name)
+        )
+        stamp = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
+        text = f"{stamp} {record.levelname.lower():7} {record.getMessage()} {fields}".rstrip()
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def configure_logging(stream: TextIO = sys.stderr, *, json_lines: bool | None = None) -> None:
+    """Log to ``stream`` at INFO: JSON lines unless it is a terminal (or told)."""
+    handler = logging.StreamHandler(stream)
+    as_json = not stream.isatty() if json_lines is None else json_lines
+    handler.setFormatter(JsonLines() if as_json else Readable())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+class LogObserver:
+    """Writes the dispatch loop's decisions and delivery attempts as log lines."""
+
+    def accepted(self, count: int) -> None:
+        return None
+
+    def rejected(self, event_id: str, error: InvalidEvent) -> None:
+        log.warning("event rejected", extra={"event_id": event_id, "error": str(error)})
+
+    def decided(self, recorded: RecordedEvent, seconds: float) -> None:
+        outcome = recorded.outcome
+        log.info(
+            "decision",
+            extra={
+                "event_id": recorded.event_id,
+                "user_id": recorded.user_id,
+                "kind": outcome.kind,
+                "outcome": "skipped" if isinstance(outcome, Skip) else "notified",
+                "reason": outcome.reason.value if isinstance(outcome, Skip) else None,
+                "latency_ms": round(seconds * 1000, 2),
+            },
+        )
+
+    def attempted(
+        self, job: DeliveryJob, outcome: ChannelOutcome, status: str, seconds: float
+    ) -> None:
+        log.info(
+            "delivery attempt",
+            extra={
+                "event_id": job.notification.event_id,
+                "user_id": job.notification.user_id,
+                "kind": job.notification.kind,
+                "channel": job.channel.value,
+                "delivery_id": job.delivery_id,
+                "attempt": job.attempts + 1,
+                "outcome": status,
+                "reason": settled_note(outcome),
+                "latency_ms": round(seconds * 1000, 2),
+            },
+        )
+
+    def depth(self, in_hand: int) -> None:
+        return None

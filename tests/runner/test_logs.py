@@ -1,0 +1,89 @@
+"""Structured logs: one JSON line per decision and per delivery attempt, facts as fields,
+and no recipient secret or address anywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from adapters.memory import MemoryStore
+from core import Event, Preference, Severity
+from core.records import Recipient
+from runner.dispatcher import Dispatcher, DispatchOptions
+from runner.logs import LogObserver, configure_logging
+from runner.senders import default_senders
+
+SECRET = "whsec_bG9ncy1tdXN0LW5ldmVyLXNob3ctdGhpcw=="
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    stream = io.StringIO()
+    configure_logging(stream)  # not a terminal: JSON lines
+    try:
+        yield stream
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+
+
+def event(event_id: str, kind: str = "overload") -> Event:
+    return Event(
+        event_id=event_id, user_id="ana", kind=kind, severity=Severity.WATCH,
+        title="Overload", body="b",
+    )  # fmt: skip
+
+
+def test_one_json_line_per_decision_and_per_attempt(captured: io.StringIO) -> None:
+    store = MemoryStore(clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+
+    async def scenario() -> None:
+        await store.set_preference(
+            "ana", "overload", Preference(("in_app", "email"), Severity.INFO)
+        )
+        await store.set_recipient(
+            Recipient(
+                user_id="ana",
+                email="ana@example.com",
+                webhook_url="https://hooks.example.com/secret-path",
+                webhook_secret=SECRET,
+            )
+        )
+        await store.enqueue([event("e1"), event("e2")])
+        dispatcher = Dispatcher(
+            store,
+            default_senders(),
+            worker_id="w",
+            options=DispatchOptions(poll_interval=0.01),
+            clock=lambda: datetime(2026, 1, 1, tzinfo=UTC),
+            observers=[LogObserver()],
+        )
+        await dispatcher.run(until_idle=True)
+
+    asyncio.run(scenario())
+    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
+    decisions = [line for line in lines if line["message"] == "decision"]
+    attempts = [line for line in lines if line["message"] == "delivery attempt"]
+
+    assert [(d["event_id"], d["outcome"], d["reason"]) for d in decisions] == [
+        ("e1", "notified", None),
+        ("e2", "skipped", "cooldown"),
+    ]
+    assert all(d["user_id"] == "ana" and d["kind"] == "overload" for d in decisions)
+    assert all(d["latency_ms"] >= 0 for d in decisions)
+    [attempt] = attempts
+    assert attempt["channel"] == "email"
+    assert attempt["outcome"] == "skipped"
+    assert attempt["reason"] == "not configured"
+    assert attempt["attempt"] == 1
+    text = captured.getvalue()
+    for private in (SECRET, SECRET.removeprefix("whsec_"), "secret-path", "ana@example.com"):
+        assert private not in text
