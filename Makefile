@@ -30,9 +30,27 @@ contracts:
 pytest:
 	$(BIN)/pytest
 
+# Every benchmark, one after another (about 8 minutes on 2 cores); the tables land in
+# bench/RESULTS.md. PostgreSQL runs need a server: BENCH_POSTGRES_URL.
+BENCH_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
+
 bench: install
-	$(BIN)/python bench/decide.py
-	$(BIN)/python bench/dispatch.py
+	@{ \
+	  echo "# tidings benchmarks"; echo; \
+	  echo "Machine: $$(nproc) cores, $$(uname -m), Python $$($(BIN)/python -V | cut -d' ' -f2)."; \
+	  echo; echo "## core.decide against the plain-tuple rules"; echo; \
+	  $(BIN)/python bench/decide.py | tail -n 3; \
+	  echo; echo "## SQLite drain against the naive loop"; echo; \
+	  $(BIN)/python bench/dispatch.py --workload skip-heavy; \
+	  $(BIN)/python bench/dispatch.py --workload notify-heavy; \
+	  echo; echo "## PostgreSQL drain, 1 and 4 runner processes"; echo; \
+	  $(BIN)/python bench/dispatch.py --database $(BENCH_POSTGRES_URL) --processes 1; \
+	  $(BIN)/python bench/dispatch.py --database $(BENCH_POSTGRES_URL) --processes 4; \
+	  echo; echo "## Email through a slow SMTP server (100 ms per message)"; echo; \
+	  $(BIN)/python bench/smtp_concurrency.py --sample 10; \
+	  echo; echo "## Peak memory of a drain as the queue grows"; echo; \
+	  $(BIN)/python bench/memory.py; \
+	} | tee bench/RESULTS.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache .hypothesis
