@@ -89,7 +89,13 @@ class Dispatcher:
         self._observe = Observers([self._tally, *observers])
         self._stopping = asyncio.Event()
         self._in_hand = 0
+        self._running = False
         self._all_decided = asyncio.Event()
+
+    def alive(self) -> bool:
+        """Whether the loop is running: false before ``run``, after it, and once a
+        broken part has stopped it (for health checks)."""
+        return self._running
 
     def stop(self) -> None:
         """Stop claiming new work; what was accepted is still finished."""
@@ -101,6 +107,15 @@ class Dispatcher:
         A broken store stops the run with its exception: the events it held stay
         claimed in the store, and another run takes them over when the claim expires.
         """
+        self._running = True
+        try:
+            await self._run_tasks(until_idle)
+        finally:
+            self._running = False
+        await self._finish_sends()
+        return self._tally.summary()
+
+    async def _run_tasks(self, until_idle: bool) -> None:
         async with asyncio.TaskGroup() as group:
             workers = [group.create_task(self._work(queue)) for queue in self._queues]
             group.create_task(self._retry_due())
@@ -112,8 +127,6 @@ class Dispatcher:
                 self._stopping.set()
                 for task in workers:
                     task.cancel()
-        await self._finish_sends()
-        return self._tally.summary()
 
     async def _feed(self, until_idle: bool) -> None:
         while not self._stopping.is_set():

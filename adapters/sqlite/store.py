@@ -21,7 +21,7 @@ from adapters.recording import BatchRecorder
 from adapters.sqlite import decisions, rows
 from core import GLOBAL_KIND, Event, Preference, normalise_channel_names
 from core.decision import DecisionInputs
-from core.ports import DecideFn
+from core.ports import DecideFn, StoreUnavailable
 from core.records import (
     DEFAULT_LEASE,
     Backlog,
@@ -61,7 +61,11 @@ class SqliteStore:
 
     async def _call(self, function: Callable[..., _T], *args: object) -> _T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, function, *args)
+        try:
+            return await loop.run_in_executor(self._executor, function, *args)
+        except sqlite3.OperationalError as error:
+            # Locked past the busy timeout, disk full, file gone: the runner waits.
+            raise StoreUnavailable(f"SQLite unavailable: {error}") from error
 
     def _conn(self) -> sqlite3.Connection:
         if self._connection is None:

@@ -1,0 +1,121 @@
+"""Prometheus metrics for the dispatch loop, as one more ``DispatchObserver``.
+
+Each observer owns its ``CollectorRegistry`` instead of the process-wide default, so
+tests and several dispatchers in one process never collide on metric names. Labels
+only ever hold bounded vocabularies (channel, outcome, skip reason): never user or
+event ids, addresses or URLs, which would explode the series count and leak data.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from core import Skip
+from core.decision import SkipReason
+from core.records import ChannelOutcome, DeliveryJob, DeliveryStatus, RecordedEvent
+from core.validation import InvalidEvent
+from core.values import Channel
+
+_OUTCOMES = (*(s.value for s in DeliveryStatus if s is not DeliveryStatus.PENDING), "claim_lost")
+"""Every status a send settles as, and ``claim_lost`` when another worker took it over."""
+
+_DELIVERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+"""Prometheus' default buckets stop at 10 s; a send may take up to its 60 s timeout."""
+
+
+class MetricsObserver:
+    """Counts what the loop does into ``registry``, which the health server exposes.
+
+    Every label combination starts at zero, so a rate over a series that has not moved
+    yet reads 0 instead of "no data".
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._accepted = Counter(
+            "tidings_events_accepted",
+            "Claimed events that passed validation and entered the intake.",
+            registry=self.registry,
+        )
+        self._notified = Counter(
+            "tidings_events_notified",
+            "Events whose decision recorded a notification.",
+            registry=self.registry,
+        )
+        self._skipped = Counter(
+            "tidings_events_skipped",
+            "Events decided without a notification, by skip reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self._rejected = Counter(
+            "tidings_events_rejected",
+            "Claimed events that failed validation.",
+            registry=self.registry,
+        )
+        self._deliveries = Counter(
+            "tidings_deliveries",
+            "Deliveries settled, by channel and outcome (in-app counts when recorded).",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+        self._attempts = Counter(
+            "tidings_delivery_attempts",
+            "Sends attempted, by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self._depth = Gauge(
+            "tidings_intake_depth",
+            "Events accepted and not yet decided.",
+            registry=self.registry,
+        )
+        self._decision_seconds = Histogram(
+            "tidings_decision_seconds",
+            "Load-decide-record time of the batch each decision was part of.",
+            registry=self.registry,
+        )
+        self._delivery_seconds = Histogram(
+            "tidings_delivery_seconds",
+            "Time of one send, by channel.",
+            ["channel"],
+            buckets=_DELIVERY_BUCKETS,
+            registry=self.registry,
+        )
+        for reason in SkipReason:
+            self._skipped.labels(reason=reason.value)
+        for channel in Channel:
+            self._attempts.labels(channel=channel.value)
+            self._delivery_seconds.labels(channel=channel.value)
+            for outcome in _OUTCOMES:
+                self._deliveries.labels(channel=channel.value, outcome=outcome)
+
+    def accepted(self, count: int) -> None:
+        self._accepted.inc(count)
+
+    def rejected(self, event_id: str, error: InvalidEvent) -> None:
+        self._rejected.inc()
+
+    def decided(self, recorded: RecordedEvent, seconds: float) -> None:
+        self._decision_seconds.observe(seconds)
+        if isinstance(recorded.outcome, Skip):
+            self._skipped.labels(reason=recorded.outcome.reason.value).inc()
+            return
+        self._notified.inc()
+        if Channel.IN_APP in recorded.outcome.channels:
+            # In-app delivery is the notification row itself: delivered when recorded,
+            # never sent, so it has no attempt and no send time.
+            self._deliveries.labels(
+                channel=Channel.IN_APP.value, outcome=DeliveryStatus.DELIVERED.value
+            ).inc()
+
+    def attempted(
+        self, job: DeliveryJob, outcome: ChannelOutcome, status: str, seconds: float
+    ) -> None:
+        channel = job.channel.value
+        self._attempts.labels(channel=channel).inc()
+        self._deliveries.labels(channel=channel, outcome=status).inc()
+        self._delivery_seconds.labels(channel=channel).observe(seconds)
+
+    def depth(self, in_hand: int) -> None:
+        self._depth.set(in_hand)
