@@ -22,13 +22,23 @@ from core import GLOBAL_KIND, Event, Preference, Severity, explain, outcome_to_m
 from core.ports import Store
 from core.records import DeliveryStatus, Recipient
 from runner.clock import system_clock
-from runner.config import Settings, redacted
+from runner.config import ConfigError, Settings, load_policy, redacted
 from runner.dispatcher import Dispatcher
 from runner.intake import RejectedLine, read_event_lines
 from runner.observers import DispatchSummary
 from runner.output import notification_json, table, to_json
 from runner.recipients import recipient_problems
 from runner.senders import channel_senders
+from runner.simulate import (
+    ReplayInputError,
+    parse_since,
+    progress_line,
+    read_preference_changes,
+    replay,
+    replay_json,
+    replay_table,
+    with_changes,
+)
 
 ENQUEUE_BATCH = 1000
 log = logging.getLogger("tidings.runner")
@@ -339,4 +349,29 @@ async def retry(args: argparse.Namespace, store: Store, settings: Settings) -> i
         print(f"no dead delivery {args.delivery_id}", file=sys.stderr)
         return 1
     _print(args, f"requeued {args.delivery_id}: due now", {"requeued": args.delivery_id})
+    return 0
+
+
+async def simulate(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    """Replay history under other preferences or policy (see ``runner.simulate``)."""
+    try:
+        if args.top < 0:
+            raise ReplayInputError(f"--top must be 0 or more, got {args.top}")
+        since = parse_since(args.since, system_clock())
+        policy = (
+            settings.policy if args.policy is None else load_policy(args.policy, settings.policy)
+        )
+        preferences = await store.all_preferences()
+        if args.prefs is not None:
+            preferences = with_changes(preferences, read_preference_changes(args.prefs))
+    except (ConfigError, ReplayInputError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    progress = progress_line(sys.stderr)
+    found = await replay(
+        store, preferences=preferences, policy=policy, since=since, progress=progress
+    )
+    if progress is not None:
+        print(file=sys.stderr)  # keep the last count on its line
+    _print(args, replay_table(found, args.top), {"since": since, **replay_json(found)})
     return 0

@@ -166,6 +166,31 @@ def _settings(raw: Mapping[str, object]) -> Settings:
     )
 
 
+_POLICY_SETTINGS = {
+    "cooldown_seconds": "cooldown",
+    "default_channels": "default_channels",
+    "default_min_severity": "default_min_severity",
+}
+
+
+def load_policy(path: Path, base: Policy) -> Policy:
+    """A policy from a TOML file of policy settings only, for what-if replays: the
+    settings it gives replace ``base``'s, checked as in a config file; the rest stay."""
+    raw = _read_file(path)
+    unknown = sorted(set(raw) - set(_POLICY_SETTINGS))
+    if unknown:
+        raise ConfigError(
+            f"policy file {path}: unknown setting(s): {', '.join(unknown)}"
+            f" (expected {', '.join(_POLICY_SETTINGS)})"
+        )
+    try:
+        parsed = _settings(raw).policy
+    except ConfigError as error:
+        raise ConfigError(f"policy file {path}: {error}") from None
+    given = {field: getattr(parsed, field) for key, field in _POLICY_SETTINGS.items() if key in raw}
+    return attrs.evolve(base, **given)
+
+
 def redacted(url: str) -> str:
     """A database URL fit for a log line: any password replaced."""
     parts = urlsplit(url)

@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     _intake_commands(command)
     _user_commands(sub, common, command)
     _delivery_commands(command)
+    _operations_commands(command)
     tour = sub.add_parser("demo", parents=[common], help="a guided tour on a temporary database")
     tour.set_defaults(handler=None)  # the demo opens its own store
     return parser
@@ -139,3 +140,34 @@ def _delivery_commands(command: AddCommand) -> None:
 
     explain = command("explain", commands.explain_event, "why an event was (not) notified")
     explain.add_argument("event_id")
+
+
+def _operations_commands(command: AddCommand) -> None:
+    simulate = command(
+        "simulate",
+        commands.simulate,
+        "replay recorded events under other preferences or policy: what would have been sent",
+    )
+    simulate.add_argument(
+        "--prefs",
+        type=Path,
+        metavar="FILE",
+        help='JSON {"USER": {"KIND or _global": {"channels": [...], "min_severity": ...}'
+        " or null}} over the stored preferences (null removes a row)",
+    )
+    simulate.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="TOML with cooldown_seconds, default_channels, default_min_severity;"
+        " settings it leaves out stay as configured",
+    )
+    simulate.add_argument(
+        "--since",
+        default="30d",
+        help="replay from: a duration back (30d, 12h, 90m, 3600s) or an ISO date/time"
+        " (default 30d)",
+    )
+    simulate.add_argument(
+        "--top", type=int, default=20, metavar="N", help="users listed, largest change first"
+    )
