@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from collections.abc import Sequence
 from core.ports import StoreUnavailable
 from runner.clock import system_clock
 from runner.config import ConfigError, Settings, load_settings
+from runner.logs import configure_logging
 from runner.parser import Command, build_parser
 from runner.stores import open_store
 
@@ -45,11 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.json = getattr(args, "json", False)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging()
     try:
         settings = load_settings(_flags(args), config_file=getattr(args, "config", None))
         return asyncio.run(_main(args, settings))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -18,14 +19,17 @@ from collections.abc import Iterator
 
 from returns.result import Failure, Success
 
-from core import GLOBAL_KIND, Event, Preference, Severity, explain, outcome_to_mapping, parse_event
+from core import GLOBAL_KIND, Event, Preference, Severity, parse_event
 from core.ports import Store
 from core.records import DeliveryStatus, Recipient
 from runner.clock import system_clock
 from runner.config import ConfigError, Settings, load_policy, redacted
 from runner.dispatcher import Dispatcher
+from runner.health import LOOPBACK, serve_health
 from runner.intake import RejectedLine, read_event_lines
-from runner.observers import DispatchSummary
+from runner.logs import LogObserver
+from runner.metrics import MetricsObserver
+from runner.observers import DispatchObserver, DispatchSummary
 from runner.output import notification_json, table, to_json
 from runner.recipients import recipient_problems
 from runner.senders import channel_senders
@@ -116,7 +120,9 @@ async def send(args: argparse.Namespace, store: Store, settings: Settings) -> in
 
 async def run(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    async with channel_senders(store, settings) as senders:
+    metrics = MetricsObserver() if args.metrics_port is not None else None
+    observers: list[DispatchObserver] = [LogObserver(), *([metrics] if metrics else [])]
+    async with channel_senders(store, settings) as senders, contextlib.AsyncExitStack() as stack:
         dispatcher = Dispatcher(
             store,
             senders,
@@ -124,10 +130,16 @@ async def run(args: argparse.Namespace, store: Store, settings: Settings) -> int
             policy=settings.policy,
             options=settings.dispatch,
             clock=system_clock,
+            observers=observers,
         )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, dispatcher.stop)
+        if metrics is not None:
+            port = await stack.enter_async_context(
+                serve_health(LOOPBACK, args.metrics_port, metrics.registry, store, dispatcher.alive)
+            )
+            log.info("metrics on http://%s:%d/metrics, health on /healthz", LOOPBACK, port)
         log.info(
             "runner %s started on %s: %d workers, lease %ss, email %s",
             worker_id,
@@ -241,38 +253,6 @@ async def read(args: argparse.Namespace, store: Store, settings: Settings) -> in
         print(f"no notification {args.id} for user {args.user}", file=sys.stderr)
         return 1
     _print(args, f"marked {args.id} read", {"marked": 1})
-    return 0
-
-
-async def explain_event(args: argparse.Namespace, store: Store, settings: Settings) -> int:
-    record = await store.event_record(args.event_id)
-    if record is None:
-        print(f"no event {args.event_id}", file=sys.stderr)
-        return 1
-    sentence = record.explanation or (
-        f"rejected: {record.error}" if record.error else f"not decided yet ({record.status.value})"
-    )
-    human = (
-        f"event {record.event_id}: user {record.user_id}, kind {record.kind}, "
-        f"severity {record.severity}, {record.status.value}\n{sentence}"
-    )
-    _print(
-        args,
-        human,
-        {
-            "event_id": record.event_id,
-            "user_id": record.user_id,
-            "kind": record.kind,
-            "severity": record.severity,
-            "status": record.status.value,
-            "decision": outcome_to_mapping(record.outcome) if record.outcome else None,
-            "explanation": explain(record.outcome) if record.outcome else None,
-            "error": record.error,
-            "notification_id": record.notification_id,
-            "enqueued_at": record.enqueued_at,
-            "decided_at": record.decided_at,
-        },
-    )
     return 0
 
 

@@ -1,39 +1,118 @@
-"""``tidings explain --user U --kind K --severity S``: what would happen now, recording nothing.
+"""``tidings explain``: why an event was (not) notified, or what would happen now.
 
-Answers "would this user hear about it?" before an event is sent, against the current
-preferences, history and policy, through the same ``core.decide`` the runner uses.
+With an event id it shows the decision recorded for that event. With ``--user``,
+``--kind`` and ``--severity`` it decides for a hypothetical event against the current
+preferences, history and policy, through the same ``core.decide`` the runner uses,
+and records nothing: "would this user hear about it?" answered before sending.
 """
 
 from __future__ import annotations
 
-import attrs
-from returns.result import Failure, Result, Success
+import argparse
+import sys
 
-from core import Event, Policy, Severity, decide_with, explain, outcome_of
-from core.decision import DecisionInputs, Plan, Skip
+from core import Event, Severity, decide_with, explain, outcome_of, outcome_to_mapping
+from core.decision import DecisionInputs
 from core.ports import Store
-from core.validation import FieldError, InvalidEvent
+from core.values import Preference
+from runner.config import Settings
+from runner.output import to_json
 
 
-@attrs.frozen(kw_only=True)
-class DryRun:
-    outcome: Plan | Skip
-    inputs: DecisionInputs
-    explanation: str
+async def explain_command(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    what_if = (args.user, args.kind, args.severity)
+    if args.event_id is not None and any(what_if):
+        print("give an EVENT_ID or --user/--kind/--severity, not both", file=sys.stderr)
+        return 2
+    if args.event_id is not None:
+        return await _recorded(args, store)
+    if not all(what_if):
+        print("give an EVENT_ID, or all of --user, --kind and --severity", file=sys.stderr)
+        return 2
+    return await _dry_run(args, store, settings)
 
 
-async def dry_run(
-    store: Store, policy: Policy, user_id: str, kind: str, severity: str
-) -> Result[DryRun, InvalidEvent]:
-    """Decide for a hypothetical event of ``kind`` and ``severity`` to ``user_id``."""
-    try:
-        level = Severity(severity)
-    except ValueError:
-        error = FieldError("severity", f"must be one of info, watch, critical, got {severity!r}")
-        return Failure(InvalidEvent((error,)))
-    inputs, now = await store.decision_inputs(user_id, kind)
-    event = Event(
-        event_id="dry-run", user_id=user_id, kind=kind, severity=level, title="-", body=""
+async def _recorded(args: argparse.Namespace, store: Store) -> int:
+    record = await store.event_record(args.event_id)
+    if record is None:
+        print(f"no event {args.event_id}", file=sys.stderr)
+        return 1
+    sentence = record.explanation or (
+        f"rejected: {record.error}" if record.error else f"not decided yet ({record.status.value})"
     )
-    outcome = outcome_of(decide_with(event, inputs, now, policy))
-    return Success(DryRun(outcome=outcome, inputs=inputs, explanation=explain(outcome)))
+    if not args.json:
+        print(
+            f"event {record.event_id}: user {record.user_id}, kind {record.kind}, "
+            f"severity {record.severity}, {record.status.value}\n{sentence}"
+        )
+        return 0
+    print(
+        to_json(
+            {
+                "event_id": record.event_id,
+                "user_id": record.user_id,
+                "kind": record.kind,
+                "severity": record.severity,
+                "status": record.status.value,
+                "decision": outcome_to_mapping(record.outcome) if record.outcome else None,
+                "explanation": explain(record.outcome) if record.outcome else None,
+                "error": record.error,
+                "notification_id": record.notification_id,
+                "enqueued_at": record.enqueued_at,
+                "decided_at": record.decided_at,
+            }
+        )
+    )
+    return 0
+
+
+def _preference_json(preference: Preference | None) -> object:
+    if preference is None:
+        return None
+    return {"channels": list(preference.channels), "min_severity": preference.min_severity.value}
+
+
+async def _dry_run(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    try:
+        severity = Severity(args.severity)
+    except ValueError:
+        print(f"--severity must be info, watch or critical, got {args.severity!r}", file=sys.stderr)
+        return 2
+    inputs, now = await store.decision_inputs(args.user, args.kind)
+    event = Event(
+        event_id="dry-run", user_id=args.user, kind=args.kind, severity=severity, title="-", body=""
+    )
+    outcome = outcome_of(decide_with(event, inputs, now, settings.policy))
+    if not args.json:
+        print(f"dry run at {now.isoformat()} (nothing recorded)\n{explain(outcome)}")
+        print(_inputs_text(inputs))
+        return 0
+    print(
+        to_json(
+            {
+                "now": now,
+                "decision": outcome_to_mapping(outcome),
+                "explanation": explain(outcome),
+                "inputs": {
+                    "kind_preference": _preference_json(inputs.kind_preference),
+                    "global_preference": _preference_json(inputs.global_preference),
+                    "last_sent_at": inputs.last_sent_at,
+                },
+            }
+        )
+    )
+    return 0
+
+
+def _inputs_text(inputs: DecisionInputs) -> str:
+    def row(preference: Preference | None) -> str:
+        if preference is None:
+            return "none"
+        channels = ",".join(preference.channels) or "(silent)"
+        return f"{channels}, min {preference.min_severity.value}"
+
+    last = inputs.last_sent_at.isoformat() if inputs.last_sent_at else "never"
+    return (
+        f"per-kind preference: {row(inputs.kind_preference)}; "
+        f"global preference: {row(inputs.global_preference)}; last notified: {last}"
+    )

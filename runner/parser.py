@@ -11,6 +11,7 @@ from core.ports import Store
 from core.records import DeliveryStatus
 from runner import commands
 from runner.config import Settings
+from runner.dryrun import explain_command
 
 Command = Callable[[argparse.Namespace, Store, Settings], Awaitable[int]]
 AddCommand = Callable[[str, Command, str], argparse.ArgumentParser]
@@ -85,6 +86,12 @@ def _intake_commands(command: AddCommand) -> None:
         action="store_true",
         help="exit once the intake is drained and no delivery is due now",
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus /metrics and /healthz on 127.0.0.1:PORT while running",
+    )
 
 
 def _user_commands(
@@ -138,8 +145,13 @@ def _delivery_commands(command: AddCommand) -> None:
     retry = command("retry", commands.retry, "send a dead delivery again, with the same id")
     retry.add_argument("delivery_id")
 
-    explain = command("explain", commands.explain_event, "why an event was (not) notified")
-    explain.add_argument("event_id")
+    explain = command(
+        "explain", explain_command, "why an event was (not) notified, or would be now"
+    )
+    explain.add_argument("event_id", nargs="?", help="a recorded event")
+    explain.add_argument("--user", help="dry run: decide now for this user ...")
+    explain.add_argument("--kind", help="... this kind ...")
+    explain.add_argument("--severity", help="... and this severity, recording nothing")
 
 
 def _operations_commands(command: AddCommand) -> None:

@@ -210,3 +210,30 @@ def test_deliveries_lists_and_retry_refuses_what_is_not_dead(tidings: Tidings) -
     status, _, err = tidings("retry", skipped["delivery_id"])
     assert status == 1
     assert f"no dead delivery {skipped['delivery_id']}" in err
+
+
+def test_explain_dry_run_decides_now_and_records_nothing(tidings: Tidings) -> None:
+    tidings("prefs", "set", "ana", "overload", "--channels", "in_app", "--min-severity", "watch")
+    status, out, _ = tidings("explain", "--user", "ana", "--kind", "overload", "--severity", "info")
+    assert status == 0
+    assert "skipped: severity info is below the minimum watch set by the per-kind preference" in out
+    assert "nothing recorded" in out
+
+    tidings(
+        "send", "--user", "ana", "--kind", "overload", "--severity", "watch",
+        "--title", "Overload", "--body", "b",
+    )  # fmt: skip
+    tidings("run", "--until-idle")
+    status, out, _ = tidings(
+        "--json", "explain", "--user", "ana", "--kind", "overload", "--severity", "critical"
+    )
+    assert status == 0
+    dry = json.loads(out)
+    assert dry["decision"]["reason"] == "cooldown"
+    assert dry["inputs"]["kind_preference"] == {"channels": ["in_app"], "min_severity": "watch"}
+    status, out, _ = tidings("--json", "inbox", "ana")
+    assert json.loads(out)["unread"] == 1  # the dry runs sent nothing
+
+    assert tidings("explain", "--user", "ana")[0] == 2
+    assert tidings("explain", "some-id", "--user", "ana")[0] == 2
+    assert tidings("explain", "--user", "a", "--kind", "k", "--severity", "loud")[0] == 2
