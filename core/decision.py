@@ -26,6 +26,8 @@ class SkipReason(enum.Enum):
     NO_CHANNELS = "no_channels"
     COOLDOWN = "cooldown"
 
+    __hash__ = object.__hash__  # see Severity
+
 
 @attrs.frozen(kw_only=True, cache_hash=True)
 class Plan:
@@ -157,7 +159,8 @@ def decide(
     Raises ``ValueError`` for a naive ``now`` or ``last_sent_at``: mixing naive and
     aware times is a programming error, never a skip.
     """
-    now = _as_utc("now", now)
+    if now.tzinfo is not UTC:  # the common case skips the call
+        now = _as_utc("now", now)
     if kind_preference is not None:
         channels, ignored = _known_channels(kind_preference.channels)
         min_severity = kind_preference.min_severity
@@ -179,10 +182,12 @@ def decide(
     if not channels:
         return _skipped(event.kind, severity, SkipReason.NO_CHANNELS, source, min_severity, ignored)
     if last_sent_at is not None:
-        last_utc = _as_utc("last_sent_at", last_sent_at)
+        zone = last_sent_at.tzinfo
+        last_utc = last_sent_at if zone is UTC else _as_utc("last_sent_at", last_sent_at)
         if now - last_utc < policy.cooldown:
-            # Reported in the zone it was given in, so explanations read naturally.
-            ends = (last_utc + policy.cooldown).astimezone(last_sent_at.tzinfo)
+            ends = last_utc + policy.cooldown
+            if zone is not UTC:  # reported in the zone it was given in, to read naturally
+                ends = ends.astimezone(zone)
             return Failure(
                 Skip(
                     kind=event.kind,

@@ -19,6 +19,10 @@ class Severity(enum.Enum):
     WATCH = "watch"
     CRITICAL = "critical"
 
+    # Members are singletons compared by identity, so identity hashing is equivalent
+    # and, unlike Enum's name-based hash, runs in C: decisions hash these constantly.
+    __hash__ = object.__hash__
+
     @property
     def rank(self) -> int:
         """Position in the order, for comparisons that must be fast."""
@@ -55,6 +59,8 @@ class Channel(enum.Enum):
     EMAIL = "email"
     WEBHOOK = "webhook"
 
+    __hash__ = object.__hash__  # see Severity
+
 
 class PreferenceSource(enum.Enum):
     """Which layer of preferences decided: the per-kind row, the global row, or the policy."""
@@ -62,6 +68,8 @@ class PreferenceSource(enum.Enum):
     KIND = "kind"
     GLOBAL = "global"
     DEFAULT = "default"
+
+    __hash__ = object.__hash__  # see Severity
 
 
 GLOBAL_KIND = "_global"
