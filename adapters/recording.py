@@ -11,14 +11,14 @@ record the same things the same way.
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import attrs
 
-from core import GLOBAL_KIND, Event, explain, outcome_to_mapping
+from core import GLOBAL_KIND, Event, explain
+from core.codec import outcome_to_json
 from core.decision import DecisionInputs, Plan, Skip, outcome_of
 from core.ports import DecideFn
 from core.records import DeliveryJob, DeliveryStatus, EventStatus, Notification, RecordedEvent
@@ -53,16 +53,16 @@ class DecidedEventRow:
 
 
 @functools.lru_cache(maxsize=4096)
-def _shared_texts(outcome: Plan | Skip) -> tuple[str, str]:
-    return json.dumps(outcome_to_mapping(outcome)), explain(outcome)
+def _shared_explanation(outcome: Plan | Skip) -> str:
+    return explain(outcome)
 
 
 def decision_texts(outcome: Plan | Skip) -> tuple[str, str]:
     """The decision as stored JSON and its explanation. Outcomes without times repeat
-    across events (``decide`` shares them), so their texts are rendered once."""
-    if isinstance(outcome, Skip) and outcome.last_sent_at is not None:
-        return json.dumps(outcome_to_mapping(outcome)), explain(outcome)
-    return _shared_texts(outcome)
+    across events (``decide`` shares them), so their explanation is rendered once."""
+    timeless = not isinstance(outcome, Skip) or outcome.last_sent_at is None
+    explanation = _shared_explanation(outcome) if timeless else explain(outcome)
+    return outcome_to_json(outcome), explanation
 
 
 class BatchRecorder:

@@ -6,6 +6,8 @@ it later exactly as it was made; this is the one place that defines that shape.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -67,3 +69,53 @@ def outcome_from_mapping(data: Mapping[str, Any]) -> Plan | Skip:
         last_sent_at=_moment(data.get("last_sent_at")),
         cooldown_ends_at=_moment(data.get("cooldown_ends_at")),
     )
+
+
+def outcome_to_json(outcome: Plan | Skip) -> str:
+    """``json.dumps(outcome_to_mapping(outcome))``, faster: stores write one per event.
+
+    Everything but a skip's two times repeats from event to event, so that part is
+    rendered once per distinct outcome (bounded cache) and the times are appended.
+    """
+    if isinstance(outcome, Plan):
+        return _plan_json(outcome)
+    head = _skip_head(
+        outcome.kind,
+        outcome.severity,
+        outcome.source,
+        outcome.min_severity,
+        outcome.ignored_channels,
+        outcome.reason,
+    )
+    last, ends = _time_json(outcome.last_sent_at), _time_json(outcome.cooldown_ends_at)
+    return f'{head}, "last_sent_at": {last}, "cooldown_ends_at": {ends}}}'
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan_json(plan: Plan) -> str:
+    return json.dumps(outcome_to_mapping(plan))
+
+
+@functools.lru_cache(maxsize=4096)
+def _skip_head(  # noqa: PLR0917 - positional: the cheapest cache key
+    kind: str,
+    severity: Severity,
+    source: PreferenceSource,
+    min_severity: Severity,
+    ignored: tuple[str, ...],
+    reason: SkipReason,
+) -> str:
+    mapping = {
+        "decision": "skip",
+        "kind": kind,
+        "severity": severity.value,
+        "source": source.value,
+        "min_severity": min_severity.value,
+        "ignored_channels": list(ignored),
+        "reason": reason.value,
+    }
+    return json.dumps(mapping)[:-1]  # open: the times follow
+
+
+def _time_json(moment: datetime | None) -> str:
+    return f'"{moment.isoformat()}"' if moment is not None else "null"

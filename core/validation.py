@@ -25,6 +25,7 @@ _KNOWN_FIELDS = frozenset(
     {"event_id", "user_id", "kind", "severity", "title", "body", "payload", "payload_json"}
 )
 _SEVERITY_NAMES = ", ".join(severity.value for severity in Severity)
+_SEVERITY_VALUES = frozenset(severity.value for severity in Severity)
 
 
 @attrs.frozen
@@ -69,7 +70,7 @@ def _identifier_errors(field: str, value: object) -> Iterator[FieldError]:
 def _severity_errors(value: object) -> Iterator[FieldError]:
     if not isinstance(value, str):
         yield FieldError("severity", f"must be a string, got {type(value).__name__}")
-    elif value not in {severity.value for severity in Severity}:
+    elif value not in _SEVERITY_VALUES:
         yield FieldError("severity", f"must be one of {_SEVERITY_NAMES}, got {value!r}")
 
 

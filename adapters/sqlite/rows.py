@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from core.records import (
 from core.values import Channel
 
 
+@functools.lru_cache(maxsize=256)  # a batch writes the same instant many times
 def time_text(moment: datetime) -> str:
     """UTC, fixed width: text order is time order, so SQL can compare times as text."""
     if moment.tzinfo is not UTC:

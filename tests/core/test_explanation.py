@@ -29,6 +29,7 @@ from core import (
     outcome_from_mapping,
     outcome_to_mapping,
 )
+from core.codec import outcome_to_json
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 KIND = "burnout_overload"
@@ -305,3 +306,8 @@ def test_crossed_upward_examples() -> None:
     assert not crossed_upward(60, 40, 50)
     assert crossed_upward(Severity.INFO, Severity.CRITICAL, Severity.WATCH)
     assert not crossed_upward(Severity.WATCH, Severity.CRITICAL, Severity.WATCH)
+
+
+@given(outcome=st.one_of(plans, skips))
+def test_outcome_to_json_is_json_dumps_of_the_mapping(outcome: Plan | Skip) -> None:
+    assert outcome_to_json(outcome) == json.dumps(outcome_to_mapping(outcome))
