@@ -23,7 +23,8 @@ from datetime import datetime, timedelta
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 
-from adapters.postgres.rows import Row, preference_from_row
+from adapters import rowmaps
+from adapters.postgres.rows import POSTGRES, Row
 from adapters.recording import BatchRecorder
 from core import GLOBAL_KIND, Event
 from core.decision import Skip
@@ -155,7 +156,9 @@ async def record_batch(
         decide=decide,
         now=moment,
         lease_until=moment + lease,
-        preferences={(r["user_id"], r["kind"]): preference_from_row(r) for r in found_preferences},
+        preferences={
+            (r["user_id"], r["kind"]): rowmaps.preference(r, POSTGRES) for r in found_preferences
+        },
         last_sent={
             (r["u"], r["k"]): r["last_sent_at"] for r in found_last_sent if r["last_sent_at"]
         },

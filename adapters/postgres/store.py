@@ -19,10 +19,10 @@ import psycopg_pool
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 
+from adapters import rowmaps
 from adapters.migrations import load_migrations
-from adapters.postgres import rows
 from adapters.postgres.decisions import record_batch
-from adapters.postgres.rows import NOTIFICATION_COLUMNS, Row
+from adapters.postgres.rows import NOTIFICATION_COLUMNS, POSTGRES, Row
 from core import GLOBAL_KIND, Event, Preference, normalise_channel_names
 from core.decision import DecisionInputs
 from core.ports import DecideFn, StoreUnavailable
@@ -170,7 +170,7 @@ class PostgresStore:
                 limit=limit,
             )
             found = sorted(await cursor.fetchall(), key=lambda row: int(row["seq"]))
-        return [rows.intake_item_from_row(row) for row in found]
+        return [rowmaps.intake_item(row) for row in found]
 
     async def reject_event(self, worker_id: str, event_id: str, error: InvalidEvent) -> None:
         async with self._cursor() as cursor:
@@ -243,7 +243,7 @@ class PostgresStore:
         async with self._cursor(transaction=False) as cursor:
             await cursor.execute("SELECT * FROM events WHERE event_id = %s", (event_id,))
             row = await cursor.fetchone()
-        return rows.event_record_from_row(row) if row else None
+        return rowmaps.event_record(row, POSTGRES) if row else None
 
     # -- deliveries ----------------------------------------------------------------
 
@@ -263,7 +263,7 @@ class PostgresStore:
                 limit=limit,
             )
             found = await cursor.fetchall()
-        return [rows.delivery_job_from_row(row) for row in found]
+        return [rowmaps.delivery_job(row, rowmaps.notification(row, POSTGRES)) for row in found]
 
     async def settle_delivery(
         self,
@@ -309,7 +309,7 @@ class PostgresStore:
                 {"status": status.value if status else None, "limit": limit},
             )
             found = await cursor.fetchall()
-        return [rows.delivery_record_from_row(row) for row in found]
+        return [rowmaps.delivery_record(row, POSTGRES) for row in found]
 
     # -- inbox ---------------------------------------------------------------------
 
@@ -323,7 +323,7 @@ class PostgresStore:
                 (user_id, unread_only, limit),
             )
             found = await cursor.fetchall()
-        return [rows.notification_from_row(row) for row in found]
+        return [rowmaps.notification(row, POSTGRES) for row in found]
 
     async def unread_count(self, user_id: str) -> int:
         async with self._cursor(transaction=False) as cursor:
@@ -393,7 +393,7 @@ class PostgresStore:
                 (since, start[0], start[1], limit),
             )
             found = await cursor.fetchall()
-        return [rows.decided_event_from_row(row) for row in found]
+        return [rowmaps.decided_event(row, POSTGRES) for row in found]
 
     async def last_notified_before(self, moment: datetime) -> Mapping[tuple[str, str], datetime]:
         async with self._cursor(transaction=False) as cursor:
@@ -411,7 +411,7 @@ class PostgresStore:
                 "SELECT user_id, kind, channels, min_severity FROM notification_preferences"
             )
             found = await cursor.fetchall()
-        return {(row["user_id"], row["kind"]): rows.preference_from_row(row) for row in found}
+        return {(row["user_id"], row["kind"]): rowmaps.preference(row, POSTGRES) for row in found}
 
     # -- recipients ----------------------------------------------------------------
 
@@ -419,7 +419,7 @@ class PostgresStore:
         async with self._cursor(transaction=False) as cursor:
             await cursor.execute("SELECT * FROM recipients WHERE user_id = %s", (user_id,))
             row = await cursor.fetchone()
-        return rows.recipient_from_row(row) if row else None
+        return rowmaps.recipient(row) if row else None
 
     async def set_recipient(self, recipient: Recipient) -> None:
         async with self._cursor() as cursor:
@@ -479,4 +479,4 @@ class PostgresStore:
                 (user_id,),
             )
             found = await cursor.fetchall()
-        return {row["kind"]: rows.preference_from_row(row) for row in found}
+        return {row["kind"]: rowmaps.preference(row, POSTGRES) for row in found}

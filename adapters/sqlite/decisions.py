@@ -10,8 +10,10 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
+from adapters import rowmaps
 from adapters.recording import BatchRecorder, Key
 from adapters.sqlite import rows
+from adapters.sqlite.rows import SQLITE
 from core import GLOBAL_KIND
 from core.decision import Skip
 from core.values import Event, Preference
@@ -33,7 +35,7 @@ def load_inputs(
     """The preferences and last notification times the batch's decisions need."""
     users = sorted({user for user, _ in keys})
     preferences = {
-        (row["user_id"], row["kind"]): rows.preference_from_row(row)
+        (row["user_id"], row["kind"]): rowmaps.preference(row, SQLITE)
         for row in connection.execute(
             "SELECT user_id, kind, channels, min_severity FROM notification_preferences"
             f" WHERE user_id IN ({','.join('?' * len(users))})",

@@ -16,9 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from adapters import rowmaps
 from adapters.migrations import load_migrations
 from adapters.recording import BatchRecorder
 from adapters.sqlite import decisions, rows
+from adapters.sqlite.rows import SQLITE
 from core import GLOBAL_KIND, Event, Preference, normalise_channel_names
 from core.decision import DecisionInputs
 from core.ports import DecideFn, StoreUnavailable
@@ -165,7 +167,7 @@ class SqliteStore:
                 },
             ).fetchall()
             found.sort(key=lambda row: row["seq"])
-            return [rows.intake_item_from_row(row) for row in found]
+            return [rowmaps.intake_item(row) for row in found]
 
         return await self._call(self._write, claim)
 
@@ -243,10 +245,13 @@ class SqliteStore:
         def read() -> EventRecord | None:
             row = (
                 self._conn()
-                .execute("SELECT * FROM events WHERE event_id = ?", (event_id,))
+                .execute(
+                    "SELECT *, decision_json AS decision FROM events WHERE event_id = ?",
+                    (event_id,),
+                )
                 .fetchone()
             )
-            return rows.event_record_from_row(row) if row else None
+            return rowmaps.event_record(row, SQLITE) if row else None
 
         return await self._call(read)
 
@@ -269,9 +274,7 @@ class SqliteStore:
                 },
             ).fetchall()
             return [
-                rows.delivery_job_from_row(
-                    row, self._notification(connection, row["notification_id"])
-                )
+                rowmaps.delivery_job(row, self._notification(connection, row["notification_id"]))
                 for row in claimed
             ]
 
@@ -281,7 +284,7 @@ class SqliteStore:
         row = connection.execute(
             "SELECT * FROM notifications WHERE id = ?", (notification_id,)
         ).fetchone()
-        return rows.notification_from_row(row)
+        return rowmaps.notification(row, SQLITE)
 
     async def settle_delivery(
         self,
@@ -338,12 +341,12 @@ class SqliteStore:
     ) -> Sequence[DeliveryRecord]:
         def read() -> list[DeliveryRecord]:
             found = self._conn().execute(
-                "SELECT d.*, n.user_id, n.kind FROM deliveries d"
+                "SELECT d.*, d.id AS delivery_id, n.user_id, n.kind FROM deliveries d"
                 " JOIN notifications n ON n.id = d.notification_id"
                 " WHERE ? IS NULL OR d.status = ? ORDER BY n.created_at DESC, d.channel LIMIT ?",
                 (status and status.value, status and status.value, limit),
             )
-            return [rows.delivery_record_from_row(row) for row in found]
+            return [rowmaps.delivery_record(row, SQLITE) for row in found]
 
         return await self._call(read)
 
@@ -358,7 +361,7 @@ class SqliteStore:
                 " AND (? = 0 OR read_at IS NULL) ORDER BY created_at DESC LIMIT ?",
                 (user_id, int(unread_only), limit),
             )
-            return [rows.notification_from_row(row) for row in found]
+            return [rowmaps.notification(row, SQLITE) for row in found]
 
         return await self._call(read)
 
@@ -423,7 +426,7 @@ class SqliteStore:
                 (rows.time_text(since), rows.time_text(start[0]), rows.time_text(start[0]),
                  start[1], limit),
             )  # fmt: skip
-            return [rows.decided_event_from_row(row) for row in found]
+            return [rowmaps.decided_event(row, SQLITE) for row in found]
 
         return await self._call(read)
 
@@ -445,7 +448,7 @@ class SqliteStore:
             found = self._conn().execute(
                 "SELECT user_id, kind, channels, min_severity FROM notification_preferences"
             )
-            return {(row["user_id"], row["kind"]): rows.preference_from_row(row) for row in found}
+            return {(row["user_id"], row["kind"]): rowmaps.preference(row, SQLITE) for row in found}
 
         return await self._call(read)
 
@@ -458,7 +461,7 @@ class SqliteStore:
                 .execute("SELECT * FROM recipients WHERE user_id = ?", (user_id,))
                 .fetchone()
             )
-            return rows.recipient_from_row(row) if row else None
+            return rowmaps.recipient(row) if row else None
 
         return await self._call(read)
 
@@ -526,7 +529,7 @@ class SqliteStore:
                 " WHERE user_id = ? ORDER BY kind",
                 (user_id,),
             )
-            return {row["kind"]: rows.preference_from_row(row) for row in found}
+            return {row["kind"]: rowmaps.preference(row, SQLITE) for row in found}
 
         return await self._call(read)
 

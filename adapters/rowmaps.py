@@ -1,0 +1,145 @@
+"""Rows to core values, field by field, for every SQL store.
+
+SQLite and PostgreSQL hold the same columns in different types (times as ISO text or
+timestamptz, name lists as JSON text or arrays, documents as JSON text or jsonb);
+a ``Decoding`` says how, so each conversion is written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+import attrs
+
+from core import Event, Preference, Severity
+from core.codec import outcome_from_mapping
+from core.records import (
+    DecidedEvent,
+    DeliveryJob,
+    DeliveryRecord,
+    DeliveryStatus,
+    EventRecord,
+    EventStatus,
+    IntakeItem,
+    Notification,
+    Recipient,
+)
+from core.values import Channel
+
+_EVENT_FIELDS = ("event_id", "user_id", "kind", "severity", "title", "body", "payload_json")
+
+
+class RowLike(Protocol):
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+@attrs.frozen
+class Decoding:
+    """How a store's columns hold times, lists of names and JSON documents."""
+
+    moment: Callable[[Any], datetime | None]
+    names: Callable[[Any], tuple[str, ...]]
+    document: Callable[[Any], Any]
+
+
+def preference(row: RowLike, decoding: Decoding) -> Preference:
+    return Preference(decoding.names(row["channels"]), Severity(row["min_severity"]))
+
+
+def intake_item(row: RowLike) -> IntakeItem:
+    """The stored fields as given, for validation: absent values are left out."""
+    fields = {name: row[name] for name in _EVENT_FIELDS if row[name] is not None}
+    return IntakeItem(event_id=row["event_id"], fields=fields)
+
+
+def _required(moment: datetime | None) -> datetime:
+    assert moment is not None, "a NOT NULL time column was NULL"
+    return moment
+
+
+def notification(row: RowLike, decoding: Decoding) -> Notification:
+    return Notification(
+        id=row["id"],
+        event_id=row["event_id"],
+        user_id=row["user_id"],
+        kind=row["kind"],
+        severity=Severity(row["severity"]),
+        title=row["title"],
+        body=row["body"],
+        payload_json=row["payload_json"],
+        created_at=_required(decoding.moment(row["created_at"])),
+        read_at=decoding.moment(row["read_at"]),
+        dispatched_via=tuple(Channel(name) for name in decoding.names(row["dispatched_via"])),
+    )
+
+
+def delivery_job(row: RowLike, of: Notification) -> DeliveryJob:
+    return DeliveryJob(
+        delivery_id=row["delivery_id"],
+        channel=Channel(row["channel"]),
+        attempts=row["attempts"],
+        notification=of,
+    )
+
+
+def delivery_record(row: RowLike, decoding: Decoding) -> DeliveryRecord:
+    return DeliveryRecord(
+        delivery_id=row["delivery_id"],
+        notification_id=row["notification_id"],
+        user_id=row["user_id"],
+        kind=row["kind"],
+        channel=Channel(row["channel"]),
+        status=DeliveryStatus(row["status"]),
+        attempts=row["attempts"],
+        next_attempt_at=decoding.moment(row["next_attempt_at"]),
+        last_error=row["last_error"],
+        delivered_at=decoding.moment(row["delivered_at"]),
+    )
+
+
+def event_record(row: RowLike, decoding: Decoding) -> EventRecord:
+    decision = decoding.document(row["decision"])
+    return EventRecord(
+        event_id=row["event_id"],
+        user_id=str(row["user_id"]),
+        kind=str(row["kind"]),
+        severity=str(row["severity"]),
+        title=str(row["title"]),
+        status=EventStatus(row["status"]),
+        outcome=outcome_from_mapping(decision) if decision else None,
+        explanation=row["explanation"],
+        error=row["error"],
+        enqueued_at=_required(decoding.moment(row["enqueued_at"])),
+        decided_at=decoding.moment(row["decided_at"]),
+        notification_id=row["notification_id"],
+    )
+
+
+def recipient(row: RowLike) -> Recipient:
+    return Recipient(
+        user_id=row["user_id"],
+        email=row["email"],
+        webhook_url=row["webhook_url"],
+        webhook_secret=row["webhook_secret"],
+        webhook_disabled=row["webhook_disabled"],
+    )
+
+
+def decided_event(row: RowLike, decoding: Decoding) -> DecidedEvent:
+    decided_at = _required(decoding.moment(row["decided_at"]))
+    return DecidedEvent(
+        position=(decided_at, row["seq"]),
+        event=Event(
+            event_id=row["event_id"],
+            user_id=row["user_id"],
+            kind=row["kind"],
+            severity=Severity(row["severity"]),
+            title=row["title"],
+            body=row["body"],
+            payload_json=row["payload_json"],
+        ),
+        decided_at=decided_at,
+        notified=row["status"] == "notified",
+    )
