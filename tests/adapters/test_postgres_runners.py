@@ -194,3 +194,24 @@ def test_sql_metacharacters_are_stored_verbatim(postgres_url: str, text: str) ->
         ).fetchone()
     assert row == [(text, text, text, text, text, event.payload_json)]
     assert tables == (6,)  # five tables and schema_migrations, none dropped
+
+
+def test_a_runner_survives_a_postgresql_restart(postgres_url: str, tmp_path: Path) -> None:
+    events = events_over_keys(12_000, KEYS, prefix="r")
+    prepare(postgres_url, events)
+    log = tmp_path / "runner.log"
+    version = next(Path("/etc/postgresql").iterdir()).name
+
+    runner = start_runner(postgres_url, log)
+    time.sleep(1.5)
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        check=True,
+        timeout=120,
+    )
+    finish([runner], log)
+
+    assert_drained(postgres_url, len(events), KEYS)
+    output = log.read_text()
+    assert "store unreachable" in output
+    assert "store reachable again" in output
