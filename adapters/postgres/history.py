@@ -1,0 +1,80 @@
+"""Recorded decisions read back: replays and dry runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from adapters import rowmaps
+from adapters.postgres.connection import PostgresConnection
+from adapters.postgres.rows import POSTGRES
+from core import GLOBAL_KIND, Preference
+from core.decision import DecisionInputs
+from core.records import (
+    DecidedEvent,
+)
+
+
+class HistoryTables(PostgresConnection):
+    """Past decisions and current inputs, read for replays and dry runs."""
+
+    async def decision_inputs(self, user_id: str, kind: str) -> tuple[DecisionInputs, datetime]:
+        async with self._cursor() as cursor:
+            await self._execute(
+                cursor,
+                "SELECT {now} AS now,"
+                " (SELECT max(created_at) FROM notifications"
+                "  WHERE user_id = %(user)s AND kind = %(kind)s) AS last_sent_at",
+                user=user_id,
+                kind=kind,
+            )
+            moment = await cursor.fetchone()
+            await cursor.execute(
+                "SELECT kind, channels, min_severity FROM notification_preferences"
+                " WHERE user_id = %s AND kind IN (%s, %s)",
+                (user_id, kind, GLOBAL_KIND),
+            )
+            found = {
+                row["kind"]: rowmaps.preference(row, POSTGRES) for row in await cursor.fetchall()
+            }
+        assert moment is not None
+        inputs = DecisionInputs(
+            kind_preference=found.get(kind),
+            global_preference=found.get(GLOBAL_KIND),
+            last_sent_at=moment["last_sent_at"],
+        )
+        now: datetime = moment["now"]
+        return inputs, now
+
+    async def decided_events(
+        self, since: datetime, after: tuple[datetime, int] | None, limit: int
+    ) -> Sequence[DecidedEvent]:
+        start = after or (since, -1)
+        async with self._cursor(transaction=False) as cursor:
+            await cursor.execute(
+                "SELECT seq, event_id, user_id, kind, severity, title, body, payload_json,"
+                " status, decided_at FROM events WHERE status IN ('notified', 'skipped')"
+                " AND decided_at >= %s AND (decided_at, seq) > (%s, %s)"
+                " ORDER BY decided_at, seq LIMIT %s",
+                (since, start[0], start[1], limit),
+            )
+            found = await cursor.fetchall()
+        return [rowmaps.decided_event(row, POSTGRES) for row in found]
+
+    async def last_notified_before(self, moment: datetime) -> Mapping[tuple[str, str], datetime]:
+        async with self._cursor(transaction=False) as cursor:
+            await cursor.execute(
+                "SELECT user_id, kind, max(created_at) AS last FROM notifications"
+                " WHERE created_at < %s GROUP BY user_id, kind",
+                (moment,),
+            )
+            found = await cursor.fetchall()
+        return {(row["user_id"], row["kind"]): row["last"] for row in found}
+
+    async def all_preferences(self) -> Mapping[tuple[str, str], Preference]:
+        async with self._cursor(transaction=False) as cursor:
+            await cursor.execute(
+                "SELECT user_id, kind, channels, min_severity FROM notification_preferences"
+            )
+            found = await cursor.fetchall()
+        return {(row["user_id"], row["kind"]): rowmaps.preference(row, POSTGRES) for row in found}

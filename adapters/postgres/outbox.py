@@ -1,0 +1,97 @@
+"""The delivery outbox: claimed, settled, retried, requeued."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from adapters import rowmaps
+from adapters.postgres.connection import PostgresConnection
+from adapters.postgres.rows import NOTIFICATION_COLUMNS, POSTGRES
+from core.records import (
+    ChannelOutcome,
+    DeliveryJob,
+    DeliveryRecord,
+    DeliveryStatus,
+    settled_note,
+    settled_status,
+)
+
+
+class DeliveryTables(PostgresConnection):
+    """Deliveries: claimed when due, settled by their claimant only, requeued."""
+
+    async def claim_due_deliveries(self, worker_id: str, limit: int) -> Sequence[DeliveryJob]:
+        async with self._cursor() as cursor:
+            await self._execute(
+                cursor,
+                "WITH claimed AS (UPDATE deliveries SET claimed_by = %(worker)s,"
+                " lease_until = {now} + %(lease)s WHERE id IN (SELECT id FROM deliveries"
+                "  WHERE status IN ('pending', 'failed') AND next_attempt_at <= {now}"
+                "  AND (claimed_by IS NULL OR lease_until <= {now})"
+                "  ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+                " RETURNING id, notification_id, channel, attempts)"
+                f" SELECT c.id AS delivery_id, c.channel, c.attempts, {NOTIFICATION_COLUMNS}"
+                " FROM claimed c JOIN notifications n ON n.id = c.notification_id",
+                worker=worker_id,
+                limit=limit,
+            )
+            found = await cursor.fetchall()
+        return [rowmaps.delivery_job(row, rowmaps.notification(row, POSTGRES)) for row in found]
+
+    async def settle_delivery(
+        self,
+        worker_id: str,
+        delivery_id: str,
+        outcome: ChannelOutcome,
+        retry_at: datetime | None,
+    ) -> bool:
+        status = settled_status(outcome, retry_at)
+        async with self._cursor() as cursor:
+            await self._execute(
+                cursor,
+                "WITH settled AS (UPDATE deliveries SET status = %(status)s,"
+                " last_error = %(note)s, next_attempt_at = %(next)s, attempts = attempts + 1,"
+                " delivered_at = CASE WHEN %(status)s = 'delivered' THEN {now}"
+                "  ELSE delivered_at END, claimed_by = NULL, lease_until = NULL"
+                " WHERE id = %(id)s AND claimed_by = %(worker)s"
+                " AND status IN ('pending', 'failed') RETURNING notification_id, channel),"
+                " grown AS (UPDATE notifications n"
+                " SET dispatched_via = array_append(n.dispatched_via, s.channel)"
+                " FROM settled s WHERE %(status)s = 'delivered' AND n.id = s.notification_id"
+                " AND NOT (s.channel = ANY (n.dispatched_via)))"
+                " SELECT count(*) AS settled FROM settled",
+                status=status.value,
+                note=settled_note(outcome),
+                next=retry_at if status is DeliveryStatus.FAILED else None,
+                id=delivery_id,
+                worker=worker_id,
+            )
+            row = await cursor.fetchone()
+        return row is not None and row["settled"] == 1
+
+    async def deliveries(
+        self, status: DeliveryStatus | None = None, limit: int = 100
+    ) -> Sequence[DeliveryRecord]:
+        async with self._cursor(transaction=False) as cursor:
+            await cursor.execute(
+                "SELECT d.id AS delivery_id, d.notification_id, d.channel, d.status, d.attempts,"
+                " d.next_attempt_at, d.last_error, d.delivered_at, n.user_id, n.kind"
+                " FROM deliveries d JOIN notifications n ON n.id = d.notification_id"
+                " WHERE %(status)s::text IS NULL OR d.status = %(status)s"
+                " ORDER BY n.created_at DESC, d.channel LIMIT %(limit)s",
+                {"status": status.value if status else None, "limit": limit},
+            )
+            found = await cursor.fetchall()
+        return [rowmaps.delivery_record(row, POSTGRES) for row in found]
+
+    async def requeue_delivery(self, delivery_id: str) -> bool:
+        async with self._cursor() as cursor:
+            await self._execute(
+                cursor,
+                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = {now},"
+                " claimed_by = NULL, lease_until = NULL"
+                " WHERE id = %(id)s AND status = 'dead' RETURNING id",
+                id=delivery_id,
+            )
+            return await cursor.fetchone() is not None

@@ -1,0 +1,158 @@
+"""The durable intake and the decisions recorded against it."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+
+from adapters import rowmaps
+from adapters.recording import BatchRecorder
+from adapters.sqlite import decisions, rows
+from adapters.sqlite.connection import DUE, SqliteConnection
+from adapters.sqlite.rows import SQLITE
+from core import Event
+from core.ports import DecideFn
+from core.records import (
+    Backlog,
+    EventRecord,
+    IntakeItem,
+    RecordedEvent,
+)
+from core.validation import InvalidEvent
+
+# Written so SQLite can answer from the partial index of open events.
+_CLAIMABLE = "status IN ('pending', 'claimed') AND (status = 'pending' OR lease_until <= :now)"
+
+
+class IntakeTables(SqliteConnection):
+    """Events in: enqueue, claim under a lease, reject, and decide-and-record."""
+
+    async def enqueue(self, events: Sequence[Event]) -> int:
+        return await self._call(self._write, lambda c: self._enqueue(c, events))
+
+    def _enqueue(self, connection: sqlite3.Connection, events: Sequence[Event]) -> int:
+        now = self._now()
+        before = connection.total_changes
+        connection.executemany(
+            "INSERT OR IGNORE INTO events (event_id, user_id, kind, severity, title, body,"
+            " payload_json, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    e.event_id,
+                    e.user_id,
+                    e.kind,
+                    e.severity.value,
+                    e.title,
+                    e.body,
+                    e.payload_json,
+                    now,
+                )
+                for e in events
+            ],
+        )
+        return connection.total_changes - before
+
+    async def claim_events(self, worker_id: str, limit: int) -> Sequence[IntakeItem]:
+        def claim(connection: sqlite3.Connection) -> list[IntakeItem]:
+            now = self._clock()
+            found = connection.execute(
+                "UPDATE events SET status = 'claimed', claimed_by = :worker, lease_until = :lease"
+                f" WHERE seq IN (SELECT seq FROM events WHERE {_CLAIMABLE}"
+                " ORDER BY seq LIMIT :limit)"
+                " RETURNING *",
+                {
+                    "worker": worker_id,
+                    "lease": rows.time_text(now + self._lease),
+                    "now": rows.time_text(now),
+                    "limit": limit,
+                },
+            ).fetchall()
+            found.sort(key=lambda row: row["seq"])
+            return [rowmaps.intake_item(row) for row in found]
+
+        return await self._call(self._write, claim)
+
+    async def reject_event(self, worker_id: str, event_id: str, error: InvalidEvent) -> None:
+        await self._call(
+            self._write,
+            lambda c: c.execute(
+                "UPDATE events SET status = 'rejected', error = ?, decided_at = ?,"
+                " claimed_by = NULL, lease_until = NULL"
+                " WHERE event_id = ? AND status = 'claimed' AND claimed_by = ?",
+                (str(error), self._now(), event_id, worker_id),
+            ),
+        )
+
+    async def backlog(self) -> Backlog:
+        def count() -> Backlog:
+            connection = self._conn()
+            now = {"now": self._now()}
+            events = connection.execute(
+                "SELECT count(*) FROM events WHERE status IN ('pending', 'claimed')"
+            ).fetchone()[0]
+            due = connection.execute(f"SELECT count(*) FROM deliveries WHERE {DUE}", now)
+            return Backlog(events=events, due_deliveries=due.fetchone()[0])
+
+        return await self._call(count)
+
+    async def renew_claims(self, worker_id: str) -> None:
+        def renew(connection: sqlite3.Connection) -> None:
+            values = (rows.time_text(self._clock() + self._lease), worker_id)
+            connection.execute(
+                # The IN term lets SQLite use the partial index of open events.
+                "UPDATE events SET lease_until = ? WHERE status IN ('pending', 'claimed')"
+                " AND status = 'claimed' AND claimed_by = ?",
+                values,
+            )
+            connection.execute(
+                "UPDATE deliveries SET lease_until = ? WHERE status IN ('pending', 'failed')"
+                " AND claimed_by = ?",
+                values,
+            )
+
+        await self._call(self._write, renew)
+
+    async def wait_for_events(self, at_most: float) -> None:
+        # SQLite has no notifications; the runner's poll interval is the wait.
+        await asyncio.sleep(at_most)
+
+    # -- decisions -----------------------------------------------------------------
+
+    async def record_decisions(
+        self, worker_id: str, events: Sequence[Event], decide: DecideFn
+    ) -> Sequence[RecordedEvent]:
+        def record(connection: sqlite3.Connection) -> list[RecordedEvent]:
+            mine = decisions.claimed_by(connection, worker_id, events)
+            if not mine:
+                return []
+            keys = {(e.user_id, e.kind) for e in events if e.event_id in mine}
+            preferences, last_sent = decisions.load_inputs(connection, keys)
+            now = self._clock()
+            recorder = BatchRecorder(
+                worker_id=worker_id,
+                decide=decide,
+                now=now,
+                lease_until=now + self._lease,
+                preferences=preferences,
+                last_sent=last_sent,
+            )
+            recorded = recorder.record_claimed(events, mine)
+            decisions.write(connection, recorder)
+            return recorded
+
+        return await self._call(self._write, record)
+
+    async def event_record(self, event_id: str) -> EventRecord | None:
+        def read() -> EventRecord | None:
+            row = (
+                self._conn()
+                .execute(
+                    "SELECT *, decision_json AS decision FROM events WHERE event_id = ?",
+                    (event_id,),
+                )
+                .fetchone()
+            )
+            return rowmaps.event_record(row, SQLITE) if row else None
+
+        return await self._call(read)

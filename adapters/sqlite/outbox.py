@@ -1,0 +1,130 @@
+"""The delivery outbox: claimed, settled, retried, requeued."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+
+from adapters import rowmaps
+from adapters.sqlite import rows
+from adapters.sqlite.connection import DUE, SqliteConnection
+from adapters.sqlite.rows import SQLITE
+from core.records import (
+    ChannelOutcome,
+    DeliveryJob,
+    DeliveryRecord,
+    DeliveryStatus,
+    Notification,
+    settled_note,
+    settled_status,
+)
+
+
+class DeliveryTables(SqliteConnection):
+    """Deliveries: claimed when due, settled by their claimant only, requeued."""
+
+    async def claim_due_deliveries(self, worker_id: str, limit: int) -> Sequence[DeliveryJob]:
+        def claim(connection: sqlite3.Connection) -> list[DeliveryJob]:
+            now = self._clock()
+            claimed = connection.execute(
+                "UPDATE deliveries SET claimed_by = :worker, lease_until = :lease"
+                f" WHERE id IN (SELECT id FROM deliveries WHERE {DUE}"
+                " AND (claimed_by IS NULL OR lease_until <= :now)"
+                " ORDER BY next_attempt_at LIMIT :limit)"
+                " RETURNING id AS delivery_id, notification_id, channel, attempts",
+                {
+                    "worker": worker_id,
+                    "lease": rows.time_text(now + self._lease),
+                    "now": rows.time_text(now),
+                    "limit": limit,
+                },
+            ).fetchall()
+            return [
+                rowmaps.delivery_job(row, self._notification(connection, row["notification_id"]))
+                for row in claimed
+            ]
+
+        return await self._call(self._write, claim)
+
+    def _notification(self, connection: sqlite3.Connection, notification_id: str) -> Notification:
+        row = connection.execute(
+            "SELECT * FROM notifications WHERE id = ?", (notification_id,)
+        ).fetchone()
+        return rowmaps.notification(row, SQLITE)
+
+    async def settle_delivery(
+        self,
+        worker_id: str,
+        delivery_id: str,
+        outcome: ChannelOutcome,
+        retry_at: datetime | None,
+    ) -> bool:
+        return await self._call(
+            self._write, lambda c: self._settle(c, worker_id, delivery_id, outcome, retry_at)
+        )
+
+    def _settle(
+        self,
+        connection: sqlite3.Connection,
+        worker_id: str,
+        delivery_id: str,
+        outcome: ChannelOutcome,
+        retry_at: datetime | None,
+    ) -> bool:
+        now = self._now()
+        status = settled_status(outcome, retry_at)
+        next_attempt = (
+            rows.time_text(retry_at) if retry_at and status is DeliveryStatus.FAILED else None
+        )
+        settled = connection.execute(
+            "UPDATE deliveries SET status = ?, last_error = ?, next_attempt_at = ?,"
+            " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END,"
+            " attempts = attempts + 1, claimed_by = NULL, lease_until = NULL"
+            " WHERE id = ? AND claimed_by = ? AND status IN ('pending', 'failed')"
+            " RETURNING notification_id, channel",
+            (
+                status.value,
+                settled_note(outcome),
+                next_attempt,
+                status.value,
+                now,
+                delivery_id,
+                worker_id,
+            ),
+        ).fetchone()
+        if settled is None:
+            return False
+        if status is DeliveryStatus.DELIVERED:
+            connection.execute(
+                "UPDATE notifications SET dispatched_via = json_insert(dispatched_via, '$[#]', ?)"
+                " WHERE id = ?",
+                (settled["channel"], settled["notification_id"]),
+            )
+        return True
+
+    async def deliveries(
+        self, status: DeliveryStatus | None = None, limit: int = 100
+    ) -> Sequence[DeliveryRecord]:
+        def read() -> list[DeliveryRecord]:
+            found = self._conn().execute(
+                "SELECT d.*, d.id AS delivery_id, n.user_id, n.kind FROM deliveries d"
+                " JOIN notifications n ON n.id = d.notification_id"
+                " WHERE ? IS NULL OR d.status = ? ORDER BY n.created_at DESC, d.channel LIMIT ?",
+                (status and status.value, status and status.value, limit),
+            )
+            return [rowmaps.delivery_record(row, SQLITE) for row in found]
+
+        return await self._call(read)
+
+    async def requeue_delivery(self, delivery_id: str) -> bool:
+        def requeue(connection: sqlite3.Connection) -> bool:
+            found = connection.execute(
+                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?,"
+                " claimed_by = NULL, lease_until = NULL"
+                " WHERE id = ? AND status = 'dead' RETURNING id",
+                (self._now(), delivery_id),
+            ).fetchone()
+            return found is not None
+
+        return await self._call(self._write, requeue)
