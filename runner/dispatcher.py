@@ -20,7 +20,7 @@ from functools import partial
 from typing import TypeVar
 
 import attrs
-from returns.result import Failure, Result, Success
+from returns.result import Failure, Success
 
 from core import Event, Policy, decide_with, parse_event
 from core.ports import ChannelSender, Store, StoreUnavailable
@@ -28,6 +28,7 @@ from core.records import (
     ChannelFailed,
     ChannelOutcome,
     DeliveryJob,
+    IntakeItem,
     RecordedEvent,
     settled_status,
 )
@@ -77,10 +78,12 @@ class Dispatcher:
         self._options = options
         self._clock = clock
         self._jitter = jitter
-        per_worker = max(1, options.intake_size // options.workers)
-        self._queues: list[asyncio.Queue[Event]] = [
-            asyncio.Queue(per_worker) for _ in range(options.workers)
+        # Each queue item is one claim's events for that worker; the intake bound is
+        # kept by counting events in hand, not by the queues.
+        self._queues: list[asyncio.Queue[list[Event]]] = [
+            asyncio.Queue() for _ in range(options.workers)
         ]
+        self._room = asyncio.Event()
         self._send_slots = {
             channel: asyncio.Semaphore(options.sends_per_channel) for channel in Channel
         }
@@ -130,14 +133,15 @@ class Dispatcher:
 
     async def _feed(self, until_idle: bool) -> None:
         while not self._stopping.is_set():
-            items = await self._patiently(
-                lambda: self._store.claim_events(self._worker_id, self._options.batch_size)
-            )
-            for item in items:
-                await self._accept(item.event_id, parse_event(item.fields))
+            room = self._options.intake_size - self._in_hand
+            if room <= 0:  # back-pressure: claim nothing until the workers catch up
+                self._room.clear()
+                await self._room.wait()
+                continue
+            limit = min(self._options.batch_size, room)
+            items = await self._patiently(partial(self._store.claim_events, self._worker_id, limit))
             if items:
-                self._observe.depth(self._in_hand)
-            if items:
+                await self._accept(items)
                 continue
             if self._in_hand or self._sending:
                 await self._settle_down()
@@ -146,16 +150,25 @@ class Dispatcher:
             else:
                 await self._store.wait_for_events(self._options.poll_interval)
 
-    async def _accept(self, event_id: str, parsed: Result[Event, InvalidEvent]) -> None:
-        match parsed:
-            case Success(event):
-                queue = self._queues[hash((event.user_id, event.kind)) % len(self._queues)]
-                self._in_hand += 1
-                self._all_decided.clear()
-                self._observe.accepted(1)
-                await queue.put(event)
-            case Failure(error):
-                await self._reject(event_id, error)
+    async def _accept(self, items: Sequence[IntakeItem]) -> None:
+        """Validate a claim and hand each worker its share, in claim order: one worker
+        per (user, kind), so each key's events are decided in order."""
+        shares: dict[int, list[Event]] = {}
+        for item in items:
+            match parse_event(item.fields):
+                case Success(event):
+                    shard = hash((event.user_id, event.kind)) % len(self._queues)
+                    shares.setdefault(shard, []).append(event)
+                case Failure(error):
+                    await self._reject(item.event_id, error)
+        for shard, events in shares.items():
+            self._in_hand += len(events)
+            self._queues[shard].put_nowait(events)
+        accepted = sum(len(events) for events in shares.values())
+        if accepted:
+            self._all_decided.clear()
+            self._observe.accepted(accepted)
+            self._observe.depth(self._in_hand)
 
     async def _reject(self, event_id: str, error: InvalidEvent) -> None:
         await self._patiently(lambda: self._store.reject_event(self._worker_id, event_id, error))
@@ -203,11 +216,13 @@ class Dispatcher:
             await self._pause(self._options.renew_interval)
             await self._patiently(lambda: self._store.renew_claims(self._worker_id))
 
-    async def _work(self, queue: asyncio.Queue[Event]) -> None:
+    async def _work(self, queue: asyncio.Queue[list[Event]]) -> None:
         while True:
-            batch = [await queue.get()]
+            batch = await queue.get()
+            taken = 1
             while len(batch) < self._options.batch_size and not queue.empty():
-                batch.append(queue.get_nowait())
+                batch = [*batch, *queue.get_nowait()]
+                taken += 1
             started = time.perf_counter()
             try:
                 recorded = await self._patiently(
@@ -216,10 +231,11 @@ class Dispatcher:
                 self._note(recorded, time.perf_counter() - started)
             finally:
                 self._in_hand -= len(batch)
+                self._room.set()
                 self._observe.depth(self._in_hand)
                 if not self._in_hand:
                     self._all_decided.set()
-                for _ in batch:
+                for _ in range(taken):
                     queue.task_done()
 
     def _note(self, recorded: Sequence[RecordedEvent], seconds: float) -> None:

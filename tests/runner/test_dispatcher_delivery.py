@@ -11,6 +11,7 @@ from core import Channel, Event, Preference, Severity
 from core.ports import ChannelSender
 from core.records import ChannelOutcome, DeliveryJob, DeliveryStatus
 from runner.dispatcher import Dispatcher, DispatchOptions
+from runner.observers import Tally
 from runner.senders import default_senders
 
 SCHEDULE = (timedelta(seconds=5), timedelta(seconds=10))
@@ -82,3 +83,40 @@ def test_a_hanging_sender_times_out_as_a_retryable_failure() -> None:
     history = drain_until_dead(HangingSender())
     assert history[-1][:2] == (DeliveryStatus.DEAD, 3)
     assert history[0][2] == "no answer within 0.05s"
+
+
+class DepthWatcher(Tally):
+    """The run's tally, plus the largest number of events ever held at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deepest = 0
+
+    def depth(self, in_hand: int) -> None:
+        self.deepest = max(self.deepest, in_hand)
+
+
+def test_the_intake_never_holds_more_than_its_bound() -> None:
+    clock = Clock()
+    store = MemoryStore(clock=clock)
+    watcher = DepthWatcher()
+
+    async def scenario() -> None:
+        await store.enqueue(
+            [
+                Event(event_id=f"e{n}", user_id=f"u{n % 7}", kind="k",
+                      severity=Severity.INFO, title="t", body="b")
+                for n in range(60)
+            ]
+        )  # fmt: skip
+        options = DispatchOptions(intake_size=5, batch_size=3, workers=2, poll_interval=0.01)
+        dispatcher = Dispatcher(
+            store, default_senders(), worker_id="w", options=options, clock=clock,
+            observers=[watcher],
+        )  # fmt: skip
+        summary = await dispatcher.run(until_idle=True)
+        assert summary.notified + sum(summary.skipped.values()) == 60
+
+    asyncio.run(scenario())
+    assert 0 < watcher.deepest <= 5
+    assert watcher.notified == 7
