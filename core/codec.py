@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from core.decision import Plan, Skip, SkipReason
-from core.values import Channel, PreferenceSource, Severity
+from core.values import Channel, PreferenceSource, Severity, iso_text
 
 
 def _moment(value: object) -> datetime | None:
@@ -118,4 +118,4 @@ def _skip_head(  # noqa: PLR0917 - positional: the cheapest cache key
 
 
 def _time_json(moment: datetime | None) -> str:
-    return f'"{moment.isoformat()}"' if moment is not None else "null"
+    return f'"{iso_text(moment)}"' if moment is not None else "null"

@@ -13,7 +13,6 @@ import functools
 from datetime import UTC, datetime
 
 import attrs
-from returns.methods import unwrap_or_failure
 from returns.result import Failure, Result, Success
 
 from core.values import Channel, Event, Policy, Preference, PreferenceSource, Severity
@@ -221,5 +220,16 @@ def decide_with(
 
 
 def outcome_of(result: Result[Plan, Skip]) -> Plan | Skip:
-    """The Plan or the Skip inside a decision, for code that records either."""
-    return unwrap_or_failure(result)
+    """The Plan or the Skip inside a decision, for code that records either.
+
+    Pattern matching, not ``unwrap_or_failure``: that one raises and catches an
+    exception for every Skip, and stores call this once per event.
+    """
+    match result:
+        case Success(inner):
+            plan: Plan = inner
+            return plan
+        case Failure(inner):
+            skip: Skip = inner
+            return skip
+    raise TypeError(f"not a decision: {result!r}")

@@ -7,7 +7,7 @@ decision time and the one rendered later by ``tidings explain`` are the same.
 from __future__ import annotations
 
 from core.decision import Plan, Skip, SkipReason
-from core.values import PreferenceSource
+from core.values import PreferenceSource, iso_text
 
 
 def _layer(source: PreferenceSource, kind: str) -> str:
@@ -48,8 +48,8 @@ def explain(outcome: Plan | Skip) -> str:
         )
     if outcome.reason is SkipReason.NO_CHANNELS:
         return f"skipped: {layer} enables no channels{ignored}"
-    last = outcome.last_sent_at.isoformat() if outcome.last_sent_at else "unknown"
-    ends = outcome.cooldown_ends_at.isoformat() if outcome.cooldown_ends_at else "unknown"
+    last = iso_text(outcome.last_sent_at) if outcome.last_sent_at else "unknown"
+    ends = iso_text(outcome.cooldown_ends_at) if outcome.cooldown_ends_at else "unknown"
     return (
         f"skipped: inside the cooldown for {outcome.kind}; "
         f"last notified at {last}, cooldown ends at {ends}"

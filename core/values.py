@@ -7,7 +7,8 @@ an embedding application can share them between threads without copying.
 from __future__ import annotations
 
 import enum
-from datetime import timedelta
+import functools
+from datetime import datetime, timedelta
 
 import attrs
 
@@ -132,3 +133,15 @@ def normalise_channel_names(names: tuple[str, ...] | list[str]) -> tuple[str, ..
         if cleaned and cleaned not in normalised:
             normalised.append(cleaned)
     return tuple(normalised)
+
+
+def iso_text(moment: datetime) -> str:
+    """``moment.isoformat()``, remembered: a run of cooldown skips for one (user, kind)
+    renders the same two instants for every event. Keyed with the offset too, since
+    equal instants in different zones compare equal but print differently."""
+    return _iso_text(moment, moment.utcoffset())
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_text(moment: datetime, offset: timedelta | None) -> str:
+    return moment.isoformat()
