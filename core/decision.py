@@ -15,7 +15,15 @@ from datetime import UTC, datetime
 import attrs
 from returns.result import Failure, Result, Success
 
-from core.values import Channel, Event, Policy, Preference, PreferenceSource, Severity
+from core.values import (
+    SEVERITY_RANK,
+    Channel,
+    Event,
+    Policy,
+    Preference,
+    PreferenceSource,
+    Severity,
+)
 
 
 class SkipReason(enum.Enum):
@@ -64,7 +72,6 @@ class DecisionInputs:
 
 
 _CHANNEL_BY_NAME = {channel.value: channel for channel in Channel}
-_RANK = {severity: rank for rank, severity in enumerate(Severity)}
 
 # Decisions repeat: the same few kinds, severities and preference rows come back for
 # every user. The values are immutable, so the non-time-dependent outcomes (and the
@@ -174,7 +181,7 @@ def decide(
         source = PreferenceSource.DEFAULT
 
     severity = event.severity
-    if _RANK[severity] < _RANK[min_severity]:
+    if SEVERITY_RANK[severity] < SEVERITY_RANK[min_severity]:
         return _skipped(
             event.kind, severity, SkipReason.SEVERITY_BELOW_MINIMUM, source, min_severity, ignored
         )

@@ -27,30 +27,31 @@ class Severity(enum.Enum):
     @property
     def rank(self) -> int:
         """Position in the order, for comparisons that must be fast."""
-        return _SEVERITY_RANK[self]
+        return SEVERITY_RANK[self]
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Severity):
             return NotImplemented
-        return _SEVERITY_RANK[self] < _SEVERITY_RANK[other]
+        return SEVERITY_RANK[self] < SEVERITY_RANK[other]
 
     def __le__(self, other: object) -> bool:
         if not isinstance(other, Severity):
             return NotImplemented
-        return _SEVERITY_RANK[self] <= _SEVERITY_RANK[other]
+        return SEVERITY_RANK[self] <= SEVERITY_RANK[other]
 
     def __gt__(self, other: object) -> bool:
         if not isinstance(other, Severity):
             return NotImplemented
-        return _SEVERITY_RANK[self] > _SEVERITY_RANK[other]
+        return SEVERITY_RANK[self] > SEVERITY_RANK[other]
 
     def __ge__(self, other: object) -> bool:
         if not isinstance(other, Severity):
             return NotImplemented
-        return _SEVERITY_RANK[self] >= _SEVERITY_RANK[other]
+        return SEVERITY_RANK[self] >= SEVERITY_RANK[other]
 
 
-_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}
+SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}
+"""Each severity's position: a dict lookup, for comparisons on hot paths."""
 
 
 class Channel(enum.Enum):

@@ -6,12 +6,15 @@ dispatched as if it had not been there.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import psycopg
+
+from adapters.postgres import PostgresStore
 
 
 def tidings(url: str, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -97,3 +100,24 @@ def test_producer_rows_are_validated_when_claimed(postgres_url: str) -> None:
     with psycopg.connect(postgres_url) as connection:
         rows = connection.execute("SELECT event_id, payload_json FROM notifications").fetchall()
     assert rows == [("ok", '{"a": 1}')]  # kept verbatim, spaces and all
+
+
+def test_a_sleeping_runner_wakes_when_an_event_is_inserted(postgres_url: str) -> None:
+    async def scenario() -> None:
+        store = PostgresStore(postgres_url)
+        try:
+            await store.migrate()
+            await store.wait_for_events(0.01)  # starts listening
+            waiting = asyncio.create_task(store.wait_for_events(30))
+            await asyncio.sleep(0.2)
+            async with await psycopg.AsyncConnection.connect(postgres_url) as producer:
+                await producer.execute(
+                    "INSERT INTO events (user_id, kind, severity, title, body)"
+                    " VALUES ('ana', 'overload', 'watch', 'T', 'B')"
+                )
+            # Asleep for up to 30 s: only the NOTIFY sent on commit can end it within 10.
+            await asyncio.wait_for(waiting, 10)
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from adapters.memory import MemoryStore
 from core import Channel, Event, Preference, Severity
 from core.ports import ChannelSender
-from core.records import ChannelOutcome, DeliveryJob, DeliveryStatus
+from core.records import ChannelOutcome, Delivered, DeliveryJob, DeliveryStatus
 from runner.dispatcher import Dispatcher, DispatchOptions
 from runner.observers import Tally
 from runner.senders import default_senders
@@ -120,3 +120,55 @@ def test_the_intake_never_holds_more_than_its_bound() -> None:
     asyncio.run(scenario())
     assert 0 < watcher.deepest <= 5
     assert watcher.notified == 7
+
+
+class StalledSender:
+    """An email server that accepts nothing until the test lets it."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    async def send(self, job: DeliveryJob) -> ChannelOutcome:
+        await self.release.wait()
+        return Delivered()
+
+
+class InstantSender:
+    async def send(self, job: DeliveryJob) -> ChannelOutcome:
+        return Delivered()
+
+
+def test_a_stalled_channel_never_holds_up_another() -> None:
+    clock = Clock()
+    store = MemoryStore(clock=clock)
+    email = StalledSender()
+
+    async def scenario() -> None:
+        both = Preference(("email", "webhook"), Severity.INFO)
+        for user in ("ana", "ben"):
+            await store.set_preference(user, "overload", both)
+        await store.enqueue(
+            [
+                Event(event_id=f"e-{user}", user_id=user, kind="overload",
+                      severity=Severity.WATCH, title="t", body="b")
+                for user in ("ana", "ben")
+            ]
+        )  # fmt: skip
+        senders = {**default_senders(), Channel.EMAIL: email, Channel.WEBHOOK: InstantSender()}
+        options = DispatchOptions(poll_interval=0.01)
+        dispatcher = Dispatcher(store, senders, worker_id="w", options=options, clock=clock)
+        run = asyncio.create_task(dispatcher.run(until_idle=True))
+        for _ in range(500):
+            statuses = {(d.channel, d.status) for d in await store.deliveries()}
+            if (Channel.WEBHOOK, DeliveryStatus.DELIVERED) in statuses:
+                break
+            await asyncio.sleep(0.01)
+        webhooks = [d for d in await store.deliveries() if d.channel is Channel.WEBHOOK]
+        mails = [d for d in await store.deliveries() if d.channel is Channel.EMAIL]
+        assert {d.status for d in webhooks} == {DeliveryStatus.DELIVERED}
+        assert {d.status for d in mails} == {DeliveryStatus.PENDING}  # still in flight
+        email.release.set()
+        await run
+        assert {d.status for d in await store.deliveries()} == {DeliveryStatus.DELIVERED}
+
+    asyncio.run(scenario())
