@@ -52,17 +52,12 @@ class DecidedEventRow:
     notification_id: str | None
 
 
-@functools.lru_cache(maxsize=4096)
-def _shared_explanation(outcome: Plan | Skip) -> str:
-    return explain(outcome)
-
-
+@functools.lru_cache(maxsize=16384)
 def decision_texts(outcome: Plan | Skip) -> tuple[str, str]:
-    """The decision as stored JSON and its explanation. Outcomes without times repeat
-    across events (``decide`` shares them), so their explanation is rendered once."""
-    timeless = not isinstance(outcome, Skip) or outcome.last_sent_at is None
-    explanation = _shared_explanation(outcome) if timeless else explain(outcome)
-    return outcome_to_json(outcome), explanation
+    """The decision as stored JSON and its explanation, rendered once per distinct
+    outcome: ``decide`` shares its timeless outcomes, and a noisy key's cooldown skips
+    repeat the same last notification time until the cooldown ends."""
+    return outcome_to_json(outcome), explain(outcome)
 
 
 class BatchRecorder:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 
 import attrs
 from returns.result import Failure, Result, Success
@@ -26,6 +26,7 @@ _KNOWN_FIELDS = frozenset(
 )
 _SEVERITY_NAMES = ", ".join(severity.value for severity in Severity)
 _SEVERITY_VALUES = frozenset(severity.value for severity in Severity)
+_ABSENT = object()
 
 
 @attrs.frozen
@@ -56,49 +57,63 @@ def _has_control_character(text: str) -> bool:
     return _CONTROL_CHARACTER.search(text) is not None
 
 
-def _identifier_errors(field: str, value: object) -> Iterator[FieldError]:
+_FINE: tuple[str, ...] = ()
+
+
+def _type_problem(value: object) -> tuple[str, ...]:
+    return (f"must be a string, got {type(value).__name__}",)
+
+
+def _identifier_problems(value: object) -> tuple[str, ...]:
     if not isinstance(value, str):
-        yield FieldError(field, f"must be a string, got {type(value).__name__}")
-    elif not value.strip():
-        yield FieldError(field, "must not be empty")
-    elif len(value) > MAX_ID_LENGTH:
-        yield FieldError(field, f"must be at most {MAX_ID_LENGTH} characters, got {len(value)}")
-    elif _has_control_character(value):
-        yield FieldError(field, "must not contain control characters")
+        return _type_problem(value)
+    if not value.strip():
+        return ("must not be empty",)
+    if len(value) > MAX_ID_LENGTH:
+        return (f"must be at most {MAX_ID_LENGTH} characters, got {len(value)}",)
+    if _has_control_character(value):
+        return ("must not contain control characters",)
+    return _FINE
 
 
-def _severity_errors(value: object) -> Iterator[FieldError]:
+def _kind_problems(value: object) -> tuple[str, ...]:
+    if value == GLOBAL_KIND:
+        return (f"{GLOBAL_KIND!r} is reserved for global preferences",)
+    return _identifier_problems(value)
+
+
+def _severity_problems(value: object) -> tuple[str, ...]:
     if not isinstance(value, str):
-        yield FieldError("severity", f"must be a string, got {type(value).__name__}")
-    elif value not in _SEVERITY_VALUES:
-        yield FieldError("severity", f"must be one of {_SEVERITY_NAMES}, got {value!r}")
+        return _type_problem(value)
+    if value in _SEVERITY_VALUES:
+        return _FINE
+    return (f"must be one of {_SEVERITY_NAMES}, got {value!r}",)
 
 
-def _title_errors(value: object) -> Iterator[FieldError]:
+def _title_problems(value: object) -> tuple[str, ...]:
     if not isinstance(value, str):
-        yield FieldError("title", f"must be a string, got {type(value).__name__}")
-    elif not value.strip():
-        yield FieldError("title", "must not be empty")
-    else:
-        if len(value) > MAX_TITLE_LENGTH:
-            yield FieldError(
-                "title", f"must be at most {MAX_TITLE_LENGTH} characters, got {len(value)}"
-            )
-        if "\r" in value or "\n" in value:
-            yield FieldError("title", "must not contain line breaks (it becomes an email subject)")
-        if "\x00" in value:
-            yield FieldError("title", "must not contain NUL characters")
-
-
-def _body_errors(value: object) -> Iterator[FieldError]:
-    if not isinstance(value, str):
-        yield FieldError("body", f"must be a string, got {type(value).__name__}")
-        return
-    size = len(value.encode("utf-8", "surrogatepass"))
-    if size > MAX_BODY_BYTES:
-        yield FieldError("body", f"must be at most {MAX_BODY_BYTES} bytes, got {size}")
+        return _type_problem(value)
+    if not value.strip():
+        return ("must not be empty",)
+    problems = []
+    if len(value) > MAX_TITLE_LENGTH:
+        problems.append(f"must be at most {MAX_TITLE_LENGTH} characters, got {len(value)}")
+    if "\r" in value or "\n" in value:
+        problems.append("must not contain line breaks (it becomes an email subject)")
     if "\x00" in value:
-        yield FieldError("body", "must not contain NUL characters")
+        problems.append("must not contain NUL characters")
+    return tuple(problems)
+
+
+def _body_problems(value: object) -> tuple[str, ...]:
+    if not isinstance(value, str):
+        return _type_problem(value)
+    problems = []
+    if size := _oversize(value, MAX_BODY_BYTES):
+        problems.append(f"must be at most {MAX_BODY_BYTES} bytes, got {size}")
+    if "\x00" in value:
+        problems.append("must not contain NUL characters")
+    return tuple(problems)
 
 
 def _contains_nul(value: object) -> bool:
@@ -117,9 +132,17 @@ def _contains_nul(value: object) -> bool:
     return False
 
 
-def _size_error(field: str, text: str) -> FieldError | None:
+def _oversize(text: str, limit: int) -> int:
+    """The UTF-8 size of ``text`` if it exceeds ``limit`` bytes, else 0. A text of at
+    most a quarter of the limit in characters fits without encoding it."""
+    if len(text) * 4 <= limit:
+        return 0
     size = len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_PAYLOAD_BYTES:
+    return size if size > limit else 0
+
+
+def _size_error(field: str, text: str) -> FieldError | None:
+    if size := _oversize(text, MAX_PAYLOAD_BYTES):
         return FieldError(field, f"must be at most {MAX_PAYLOAD_BYTES} bytes, got {size}")
     return None
 
@@ -171,19 +194,13 @@ def _payload_text(field: str, value: object) -> tuple[str | None, tuple[FieldErr
     return _payload_object_text(field, value)
 
 
-def _kind_errors(value: object) -> Iterator[FieldError]:
-    yield from _identifier_errors("kind", value)
-    if value == GLOBAL_KIND:
-        yield FieldError("kind", f"{GLOBAL_KIND!r} is reserved for global preferences")
-
-
-_FIELD_CHECKS: dict[str, Callable[[object], Iterator[FieldError]]] = {
-    "event_id": lambda value: _identifier_errors("event_id", value),
-    "user_id": lambda value: _identifier_errors("user_id", value),
-    "kind": _kind_errors,
-    "severity": _severity_errors,
-    "title": _title_errors,
-    "body": _body_errors,
+_FIELD_CHECKS: dict[str, Callable[[object], tuple[str, ...]]] = {
+    "event_id": _identifier_problems,
+    "user_id": _identifier_problems,
+    "kind": _kind_problems,
+    "severity": _severity_problems,
+    "title": _title_problems,
+    "body": _body_problems,
 }
 
 
@@ -192,10 +209,11 @@ def _field_errors(data: Mapping[str, object]) -> list[FieldError]:
         FieldError(str(key), "is not a known field") for key in data if key not in _KNOWN_FIELDS
     ]
     for field, check in _FIELD_CHECKS.items():
-        if field in data:
-            errors.extend(check(data[field]))
-        else:
+        value = data.get(field, _ABSENT)
+        if value is _ABSENT:
             errors.append(FieldError(field, "is required"))
+        elif problems := check(value):
+            errors.extend(FieldError(field, problem) for problem in problems)
     return errors
 
 

@@ -94,6 +94,9 @@ class Dispatcher:
         self._in_hand = 0
         self._running = False
         self._all_decided = asyncio.Event()
+        # Claim only once there is room for a good share of a batch: claiming every
+        # freed slot at once would cut the work into many tiny transactions.
+        self._claim_at_least = max(1, min(options.batch_size, options.intake_size) // 2)
 
     def alive(self) -> bool:
         """Whether the loop is running: false before ``run``, after it, and once a
@@ -134,7 +137,7 @@ class Dispatcher:
     async def _feed(self, until_idle: bool) -> None:
         while not self._stopping.is_set():
             room = self._options.intake_size - self._in_hand
-            if room <= 0:  # back-pressure: claim nothing until the workers catch up
+            if room < self._claim_at_least:  # back-pressure: wait for the workers
                 self._room.clear()
                 await self._room.wait()
                 continue

@@ -19,14 +19,16 @@ from core.decision import Skip
 from core.values import Event, Preference
 
 
-def claimed_by(connection: sqlite3.Connection, worker_id: str, events: Sequence[Event]) -> set[str]:
-    """The batch's events this worker still holds (fencing)."""
+def claimed_by(
+    connection: sqlite3.Connection, worker_id: str, events: Sequence[Event]
+) -> dict[str, int]:
+    """The batch's events this worker still holds (fencing), with their row numbers."""
     found = connection.execute(
-        "SELECT event_id FROM events WHERE status = 'claimed' AND claimed_by = ?"
+        "SELECT event_id, seq FROM events WHERE status = 'claimed' AND claimed_by = ?"
         f" AND event_id IN ({','.join('?' * len(events))})",
         (worker_id, *(event.event_id for event in events)),
     )
-    return {row[0] for row in found}
+    return dict(found.fetchall())
 
 
 def load_inputs(
@@ -58,7 +60,8 @@ def load_inputs(
     return preferences, last_sent
 
 
-def write(connection: sqlite3.Connection, recorder: BatchRecorder) -> None:
+def write(connection: sqlite3.Connection, recorder: BatchRecorder, rows_of: dict[str, int]) -> None:
+    """Write what ``recorder`` collected; events are found by row number (``rows_of``)."""
     connection.executemany(
         "INSERT INTO notifications (id, event_id, user_id, kind, severity, title, body,"
         " payload_json, created_at, dispatched_via) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -82,11 +85,11 @@ def write(connection: sqlite3.Connection, recorder: BatchRecorder) -> None:
     connection.executemany(
         "UPDATE events SET status = ?, reason = ?, decision_json = ?, explanation = ?,"
         " decided_at = ?, notification_id = ?, claimed_by = NULL, lease_until = NULL"
-        " WHERE event_id = ?",
+        " WHERE seq = ?",
         [
             (e.status.value, e.outcome.reason.value if isinstance(e.outcome, Skip) else None,
              e.decision_json, e.explanation,
-             rows.time_text(e.decided_at), e.notification_id, e.event_id)
+             rows.time_text(e.decided_at), e.notification_id, rows_of[e.event_id])
             for e in recorder.events
         ],
     )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Sequence
 
@@ -10,6 +11,7 @@ from adapters import rowmaps
 from adapters.recording import BatchRecorder
 from adapters.sqlite import decisions, rows
 from adapters.sqlite.connection import DUE, SqliteConnection
+from adapters.sqlite.group_commit import GroupCommit
 from adapters.sqlite.rows import SQLITE
 from core import Event
 from core.ports import DecideFn
@@ -22,6 +24,9 @@ from core.records import (
 from core.validation import InvalidEvent
 
 # Written so SQLite can answer from the partial index of open events.
+_Batch = tuple[str, Sequence[Event], DecideFn]
+"""One ``record_decisions`` call: worker id, events, decision function."""
+
 _CLAIMABLE = "status IN ('pending', 'claimed') AND (status = 'pending' OR lease_until <= :now)"
 
 
@@ -60,7 +65,7 @@ class IntakeTables(SqliteConnection):
                 "UPDATE events SET status = 'claimed', claimed_by = :worker, lease_until = :lease"
                 f" WHERE seq IN (SELECT seq FROM events WHERE {_CLAIMABLE}"
                 " ORDER BY seq LIMIT :limit)"
-                " RETURNING *",
+                " RETURNING seq, event_id, user_id, kind, severity, title, body, payload_json",
                 {
                     "worker": worker_id,
                     "lease": rows.time_text(now + self._lease),
@@ -122,26 +127,54 @@ class IntakeTables(SqliteConnection):
     async def record_decisions(
         self, worker_id: str, events: Sequence[Event], decide: DecideFn
     ) -> Sequence[RecordedEvent]:
-        def record(connection: sqlite3.Connection) -> list[RecordedEvent]:
-            mine = decisions.claimed_by(connection, worker_id, events)
-            if not mine:
-                return []
-            keys = {(e.user_id, e.kind) for e in events if e.event_id in mine}
-            preferences, last_sent = decisions.load_inputs(connection, keys)
-            now = self._clock()
-            recorder = BatchRecorder(
-                worker_id=worker_id,
-                decide=decide,
-                now=now,
-                lease_until=now + self._lease,
-                preferences=preferences,
-                last_sent=last_sent,
-            )
-            recorded = recorder.record_claimed(events, mine)
-            decisions.write(connection, recorder)
-            return recorded
+        return await self._decisions.submit((worker_id, events, decide))
 
-        return await self._call(self._write, record)
+    @functools.cached_property
+    def _decisions(self) -> GroupCommit[_Batch, list[RecordedEvent]]:
+        return GroupCommit(
+            lambda batches: self._call(self._write, lambda c: self._record_all(c, batches))
+        )
+
+    def _record_all(
+        self, connection: sqlite3.Connection, batches: Sequence[_Batch]
+    ) -> list[list[RecordedEvent]]:
+        """Batches from one dispatcher (same worker, same decision) are recorded as
+        one: their keys are disjoint or in arrival order, so each key's order holds."""
+        answers: list[list[RecordedEvent]] = [[] for _ in batches]
+        groups: dict[tuple[str, DecideFn], list[int]] = {}
+        for index, (worker_id, _, decide) in enumerate(batches):
+            groups.setdefault((worker_id, decide), []).append(index)
+        for (worker_id, decide), members in groups.items():
+            owner = {event.event_id: i for i in members for event in batches[i][1]}
+            events = [event for i in members for event in batches[i][1]]
+            for recorded in self._record(connection, worker_id, events, decide):
+                answers[owner[recorded.event_id]].append(recorded)
+        return answers
+
+    def _record(
+        self,
+        connection: sqlite3.Connection,
+        worker_id: str,
+        events: Sequence[Event],
+        decide: DecideFn,
+    ) -> list[RecordedEvent]:
+        mine = decisions.claimed_by(connection, worker_id, events)
+        if not mine:
+            return []
+        keys = {(e.user_id, e.kind) for e in events if e.event_id in mine}
+        preferences, last_sent = decisions.load_inputs(connection, keys)
+        now = self._clock()
+        recorder = BatchRecorder(
+            worker_id=worker_id,
+            decide=decide,
+            now=now,
+            lease_until=now + self._lease,
+            preferences=preferences,
+            last_sent=last_sent,
+        )
+        recorded = recorder.record_claimed(events, set(mine))
+        decisions.write(connection, recorder, mine)
+        return recorded
 
     async def event_record(self, event_id: str) -> EventRecord | None:
         def read() -> EventRecord | None:
