@@ -8,13 +8,15 @@ completion without awaiting, so each call is atomic.
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import attrs
+from returns.result import Failure, Success
 
 from adapters.recording import BatchRecorder, DeliveryRow
-from core import GLOBAL_KIND, Event, Preference, explain, normalise_channel_names
+from core import GLOBAL_KIND, Event, Preference, explain, normalise_channel_names, parse_event
 from core.decision import DecisionInputs, Plan, Skip
 from core.ports import DecideFn
 from core.records import (
@@ -22,6 +24,7 @@ from core.records import (
     TERMINAL_EVENT_STATUSES,
     Backlog,
     ChannelOutcome,
+    DecidedClaim,
     DecidedEvent,
     DeliveryJob,
     DeliveryRecord,
@@ -148,6 +151,11 @@ class MemoryStore:
             and row.status is EventStatus.CLAIMED
             and row.claimed_by == worker_id
         }
+        return self._decide(worker_id, events, mine, decide)
+
+    def _decide(
+        self, worker_id: str, events: Sequence[Event], mine: set[str], decide: DecideFn
+    ) -> list[RecordedEvent]:
         now = self._clock()
         recorder = BatchRecorder(
             worker_id=worker_id,
@@ -396,3 +404,51 @@ def _event_fields(event: Event) -> dict[str, object]:
     if event.payload_json is not None:
         fields["payload_json"] = event.payload_json
     return fields
+
+
+def _lane(user_id: str, kind: str, lanes: int) -> int:
+    return zlib.crc32(f"{user_id}\x1f{kind}".encode()) % lanes
+
+
+class DecidingMemoryStore(MemoryStore):
+    """The in-memory store deciding as it claims, as the SQL stores do: for tests of
+    that path and for embeddings. Each call runs to completion, hence atomic."""
+
+    max_lanes = 8
+
+    async def decide_claimable(
+        self, worker_id: str, limit: int, decide: DecideFn, *, lane: int = 0, lanes: int = 1
+    ) -> DecidedClaim:
+        if not 0 <= lane < lanes <= self.max_lanes:
+            raise ValueError(f"lane {lane} of {lanes} (at most {self.max_lanes} lanes)")
+        now = self._clock()
+        taken = [
+            row.event
+            for row in self._events.values()
+            if (
+                row.status is EventStatus.PENDING
+                or (
+                    row.status is EventStatus.CLAIMED
+                    and _claimable(row.claimed_by, row.lease_until, now)
+                )
+            )
+            and _lane(row.event.user_id, row.event.kind, lanes) == lane
+        ][:limit]
+        valid: list[Event] = []
+        rejected: list[tuple[str, InvalidEvent]] = []
+        for event in taken:
+            match parse_event(_event_fields(event)):
+                case Success(checked):
+                    valid.append(checked)
+                case Failure(error):
+                    rejected.append((event.event_id, error))
+                    self._events[event.event_id] = attrs.evolve(
+                        self._events[event.event_id],
+                        status=EventStatus.REJECTED,
+                        error=str(error),
+                        decided_at=now,
+                        claimed_by=None,
+                        lease_until=None,
+                    )
+        recorded = self._decide(worker_id, valid, {event.event_id for event in valid}, decide)
+        return DecidedClaim(recorded=tuple(recorded), rejected=tuple(rejected))

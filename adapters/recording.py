@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 import attrs
+from returns.result import Failure, Success
 
-from core import GLOBAL_KIND, Event, explain
+from adapters import rowmaps
+from adapters.rowmaps import RowLike
+from core import GLOBAL_KIND, Event, explain, parse_event
 from core.codec import outcome_to_json
 from core.decision import DecisionInputs, Plan, Skip, outcome_of
 from core.ports import DecideFn
 from core.records import DeliveryJob, DeliveryStatus, EventStatus, Notification, RecordedEvent
+from core.validation import InvalidEvent
 from core.values import Channel, Preference
 
 Key = tuple[str, str]
@@ -58,6 +62,30 @@ def decision_texts(outcome: Plan | Skip) -> tuple[str, str]:
     outcome: ``decide`` shares its timeless outcomes, and a noisy key's cooldown skips
     repeat the same last notification time until the cooldown ends."""
     return outcome_to_json(outcome), explain(outcome)
+
+
+@attrs.frozen
+class ValidatedRows:
+    """Claimed event rows sorted by validation: the events in claim order with their
+    row numbers, and the refused rows as (row number, event id, error)."""
+
+    events: list[Event]
+    row_of: dict[str, int]
+    rejected: list[tuple[int, str, InvalidEvent]]
+
+
+def validate_rows(rows: Iterable[RowLike]) -> ValidatedRows:
+    """Validate claimed rows (``seq`` and the event columns) as stores hold them."""
+    valid = ValidatedRows(events=[], row_of={}, rejected=[])
+    for row in rows:
+        item = rowmaps.intake_item(row)
+        match parse_event(item.fields):
+            case Success(event):
+                valid.events.append(event)
+                valid.row_of[event.event_id] = row["seq"]
+            case Failure(error):
+                valid.rejected.append((row["seq"], item.event_id, error))
+    return valid
 
 
 class BatchRecorder:

@@ -50,7 +50,7 @@ def preference(row: RowLike, decoding: Decoding) -> Preference:
 
 def intake_item(row: RowLike) -> IntakeItem:
     """The stored fields as given, for validation: absent values are left out."""
-    fields = {name: row[name] for name in _EVENT_FIELDS if row[name] is not None}
+    fields = {name: value for name in _EVENT_FIELDS if (value := row[name]) is not None}
     return IntakeItem(event_id=row["event_id"], fields=fields)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from returns.result import Result
 
@@ -17,6 +17,7 @@ from core.decision import DecisionInputs, Plan, Skip
 from core.records import (
     Backlog,
     ChannelOutcome,
+    DecidedClaim,
     DecidedEvent,
     DeliveryJob,
     DeliveryRecord,
@@ -74,6 +75,28 @@ class EventIntake(Protocol):
 
     async def wait_for_events(self, at_most: float) -> None:
         """Return when new events may have arrived, or after ``at_most`` seconds."""
+        ...
+
+
+@runtime_checkable
+class ClaimDeciding(Protocol):
+    """A store that claims, validates, decides and records in one transaction, so
+    nothing sits claimed between transactions; the runner then uses this instead of
+    claim-then-record. Keys can be split into lanes, each decided by its own
+    sequence of transactions, so one key's events stay in order within a runner."""
+
+    @property
+    def max_lanes(self) -> int:
+        """How many lanes can usefully run at once (SQLite, with one writer: 1)."""
+        ...
+
+    async def decide_claimable(
+        self, worker_id: str, limit: int, decide: DecideFn, *, lane: int = 0, lanes: int = 1
+    ) -> DecidedClaim:
+        """Take up to ``limit`` claimable events (as ``claim_events``: pending, or whose
+        claim expired), oldest first, among those whose (user, kind) falls in ``lane``
+        of ``lanes`` (a fixed split of keys, ``lanes`` at most ``max_lanes``); reject
+        the invalid ones and record a decision for each valid one, in order."""
         ...
 
 

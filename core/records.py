@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from core.decision import Plan, Skip
+from core.validation import InvalidEvent
 from core.values import Channel, Event, Severity
 
 DEFAULT_LEASE = timedelta(seconds=10)
@@ -130,6 +131,15 @@ class RecordedEvent:
     outcome: Plan | Skip
     notification_id: str | None
     jobs: tuple[DeliveryJob, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class DecidedClaim:
+    """What one claim-and-decide transaction did: the decisions recorded, in claim
+    order, and the events refused by validation with every reason."""
+
+    recorded: tuple[RecordedEvent, ...]
+    rejected: tuple[tuple[str, InvalidEvent], ...]
 
 
 @attrs.frozen(kw_only=True)

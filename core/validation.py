@@ -205,9 +205,11 @@ _FIELD_CHECKS: dict[str, Callable[[object], tuple[str, ...]]] = {
 
 
 def _field_errors(data: Mapping[str, object]) -> list[FieldError]:
-    errors = [
-        FieldError(str(key), "is not a known field") for key in data if key not in _KNOWN_FIELDS
-    ]
+    errors = (
+        []
+        if _KNOWN_FIELDS.issuperset(data)
+        else [FieldError(str(k), "is not a known field") for k in data if k not in _KNOWN_FIELDS]
+    )
     for field, check in _FIELD_CHECKS.items():
         value = data.get(field, _ABSENT)
         if value is _ABSENT:

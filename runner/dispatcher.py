@@ -3,7 +3,9 @@
 A feeder claims batches of stored events and routes each to one of N workers by
 (user, kind), so one key's events are decided in order while other keys proceed
 in parallel; the workers' queues together hold at most ``intake_size`` events, and a
-full queue stops the feeder claiming (back-pressure). Deliveries run as tasks
+full queue stops the feeder claiming (back-pressure). A store with a single writer
+(SQLite) instead claims, decides and records each batch in one transaction, in claim
+order: parallel workers would only queue for its writer. Deliveries run as tasks
 outside any transaction (record first, then deliver, then settle), bounded per
 channel, and a retry loop claims deliveries whose next attempt is due.
 """
@@ -23,7 +25,7 @@ import attrs
 from returns.result import Failure, Success
 
 from core import Event, Policy, decide_with, parse_event
-from core.ports import ChannelSender, Store, StoreUnavailable
+from core.ports import ChannelSender, ClaimDeciding, Store, StoreUnavailable
 from core.records import (
     ChannelFailed,
     ChannelOutcome,
@@ -78,11 +80,17 @@ class Dispatcher:
         self._options = options
         self._clock = clock
         self._jitter = jitter
-        # Each queue item is one claim's events for that worker; the intake bound is
-        # kept by counting events in hand, not by the queues.
-        self._queues: list[asyncio.Queue[list[Event]]] = [
-            asyncio.Queue() for _ in range(options.workers)
-        ]
+        # A store that decides as it claims runs up to ``workers`` lanes of keys, each
+        # one transaction at a time. Otherwise each queue item is one claim's events
+        # for that worker; the intake bound is kept by counting events in hand.
+        self._take_work: Callable[[], Awaitable[bool]] = self._claim
+        self._lanes = 1
+        workers = options.workers
+        if isinstance(store, ClaimDeciding):
+            self._take_work = partial(self._decide_lanes, store)
+            self._lanes = max(1, min(options.workers, store.max_lanes))
+            workers = 0
+        self._queues: list[asyncio.Queue[list[Event]]] = [asyncio.Queue() for _ in range(workers)]
         self._room = asyncio.Event()
         self._send_slots = {
             channel: asyncio.Semaphore(options.sends_per_channel) for channel in Channel
@@ -96,7 +104,8 @@ class Dispatcher:
         self._all_decided = asyncio.Event()
         # Claim only once there is room for a good share of a batch: claiming every
         # freed slot at once would cut the work into many tiny transactions.
-        self._claim_at_least = max(1, min(options.batch_size, options.intake_size) // 2)
+        self._batch_limit = min(options.batch_size, options.intake_size)
+        self._claim_at_least = max(1, self._batch_limit // 2)
 
     def alive(self) -> bool:
         """Whether the loop is running: false before ``run``, after it, and once a
@@ -136,15 +145,7 @@ class Dispatcher:
 
     async def _feed(self, until_idle: bool) -> None:
         while not self._stopping.is_set():
-            room = self._options.intake_size - self._in_hand
-            if room < self._claim_at_least:  # back-pressure: wait for the workers
-                self._room.clear()
-                await self._room.wait()
-                continue
-            limit = min(self._options.batch_size, room)
-            items = await self._patiently(partial(self._store.claim_events, self._worker_id, limit))
-            if items:
-                await self._accept(items)
+            if await self._take_work():
                 continue
             if self._in_hand or self._sending:
                 await self._settle_down()
@@ -152,6 +153,46 @@ class Dispatcher:
                 return
             else:
                 await self._store.wait_for_events(self._options.poll_interval)
+
+    async def _claim(self) -> bool:
+        """Claim a batch for the workers (or wait for room); false if none was there."""
+        room = self._options.intake_size - self._in_hand
+        if room < self._claim_at_least:  # back-pressure: wait for the workers
+            self._room.clear()
+            await self._room.wait()
+            return True
+        limit = min(self._options.batch_size, room)
+        items = await self._patiently(partial(self._store.claim_events, self._worker_id, limit))
+        if items:
+            await self._accept(items)
+        return bool(items)
+
+    async def _decide_lanes(self, store: ClaimDeciding) -> bool:
+        """One round of every lane at once; false if none found anything."""
+        found = await asyncio.gather(
+            *(self._claim_and_decide(store, lane) for lane in range(self._lanes))
+        )
+        return any(found)
+
+    async def _claim_and_decide(self, store: ClaimDeciding, lane: int) -> bool:
+        """Claim, decide and record in one store transaction; false if nothing was there."""
+        started = time.perf_counter()
+        claim = await self._patiently(
+            partial(
+                store.decide_claimable,
+                self._worker_id,
+                self._batch_limit,
+                self._decide,
+                lane=lane,
+                lanes=self._lanes,
+            )
+        )
+        for event_id, error in claim.rejected:
+            self._observe.rejected(event_id, error)
+        if claim.recorded:
+            self._observe.accepted(len(claim.recorded))
+            self._note(claim.recorded, time.perf_counter() - started)
+        return bool(claim.recorded or claim.rejected)
 
     async def _accept(self, items: Sequence[IntakeItem]) -> None:
         """Validate a claim and hand each worker its share, in claim order: one worker

@@ -9,6 +9,7 @@ not dumped.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -27,20 +28,30 @@ _FIELDS = (
 log = logging.getLogger("tidings.dispatch")
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
+@functools.lru_cache(maxsize=64)
+def _millisecond(stamp: int) -> str:
+    """A record time as ISO 8601 UTC text; a busy second logs thousands of lines."""
+    return datetime.fromtimestamp(stamp / 1000, UTC).isoformat(timespec="milliseconds")
+
+
 class JsonLines(logging.Formatter):
     """One JSON object per record: time, level, logger, message and the known fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": _millisecond(int(record.created * 1000)),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
-        line.update({name: getattr(record, name) for name in _FIELDS if hasattr(record, name)})
+        fields = record.__dict__
+        line.update({name: fields[name] for name in _FIELDS if name in fields})
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False, default=str)
+        return _ENCODE(line)
 
 
 class Readable(logging.Formatter):
@@ -58,7 +69,15 @@ class Readable(logging.Formatter):
 
 
 def configure_logging(stream: TextIO = sys.stderr, *, json_lines: bool | None = None) -> None:
-    """Log to ``stream`` at INFO: JSON lines unless it is a terminal (or told)."""
+    """Log to ``stream`` at INFO: JSON lines unless it is a terminal (or told).
+
+    A runner logs a line per decision, so records skip what no line shows: the
+    caller's source position, thread and process (the logging HOWTO's optimisations).
+    """
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(stream)
     as_json = not stream.isatty() if json_lines is None else json_lines
     handler.setFormatter(JsonLines() if as_json else Readable())

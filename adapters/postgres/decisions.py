@@ -25,11 +25,11 @@ from psycopg.rows import dict_row
 
 from adapters import rowmaps
 from adapters.postgres.rows import POSTGRES, Row
-from adapters.recording import BatchRecorder
+from adapters.recording import BatchRecorder, validate_rows
 from core import GLOBAL_KIND, Event
 from core.decision import Skip
 from core.ports import DecideFn
-from core.records import RecordedEvent
+from core.records import DecidedClaim, RecordedEvent
 
 
 def lock_key(user_id: str, kind: str) -> int:
@@ -43,6 +43,23 @@ _LOCK = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k"
 _STILL_CLAIMED = (
     "SELECT event_id FROM events WHERE event_id = ANY(%s) AND status = 'claimed'"
     " AND claimed_by = %s FOR UPDATE"
+)
+# Claimable events locked by this transaction: pending, or claimed under a lease
+# that expired. ``now`` is the injected clock, or NULL for the database clock.
+# A lane is a fixed share of the (user, kind) keys: their hash modulo the lane count.
+_CLAIM_LOCKED = (
+    "SELECT seq, event_id, user_id, kind, severity, title, body, payload_json FROM events"
+    " WHERE status IN ('pending', 'claimed') AND (status = 'pending'"
+    "  OR lease_until <= coalesce(%(now)s::timestamptz, clock_timestamp()))"
+    " AND (%(lanes)s = 1 OR abs(hashtextextended("
+    "  coalesce(user_id, '') || chr(31) || coalesce(kind, ''), 0) %% %(lanes)s) = %(lane)s)"
+    " ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
+)
+_REJECT = (
+    "UPDATE events SET status = 'rejected', error = t.error,"
+    " decided_at = coalesce(%s::timestamptz, clock_timestamp()),"
+    " claimed_by = NULL, lease_until = NULL"
+    " FROM unnest(%s::bigint[], %s::text[]) AS t(seq, error) WHERE events.seq = t.seq"
 )
 _PREFERENCES = (
     "SELECT p.user_id, p.kind, p.channels, p.min_severity FROM notification_preferences p"
@@ -130,10 +147,76 @@ async def record_batch(
     now: datetime | None,
     lease: timedelta,
 ) -> list[RecordedEvent]:
-    """Decide and record ``events`` in order, inside the caller's transaction.
+    """Decide and record ``events`` in order, inside the caller's transaction, where
+    they are still claimed by ``worker_id`` (fencing).
 
     ``now`` is the injected clock's reading, or None to read the database clock.
     """
+    return await _decide_and_write(
+        connection, worker_id, events, decide, now=now, lease=lease, locked=None
+    )
+
+
+async def claim_and_decide(
+    connection: AsyncConnection[tuple[object, ...]],
+    worker_id: str,
+    limit: int,
+    decide: DecideFn,
+    *,
+    now: datetime | None,
+    lease: timedelta,
+    lane: tuple[int, int] = (0, 1),
+) -> DecidedClaim:
+    """Lock up to ``limit`` claimable events (``SKIP LOCKED``: other runners take
+    others) among ``lane`` (index, count) of the keys, reject the invalid ones and
+    decide and record the rest, all inside the caller's transaction: if the runner
+    dies, the transaction and its locks go with it, and the events are simply
+    claimable again."""
+    cursor = connection.cursor(row_factory=dict_row)
+    await cursor.execute(
+        _CLAIM_LOCKED, {"limit": limit, "now": now, "lane": lane[0], "lanes": lane[1]}
+    )
+    claimed = validate_rows(await cursor.fetchall())
+    if claimed.rejected:
+        await cursor.execute(
+            _REJECT,
+            (
+                now,
+                [seq for seq, _, _ in claimed.rejected],
+                [str(error) for _, _, error in claimed.rejected],
+            ),
+        )
+    recorded = (
+        await _decide_and_write(
+            connection,
+            worker_id,
+            claimed.events,
+            decide,
+            now=now,
+            lease=lease,
+            locked=set(claimed.row_of),
+        )
+        if claimed.events
+        else []
+    )
+    return DecidedClaim(
+        recorded=tuple(recorded),
+        rejected=tuple((event_id, error) for _, event_id, error in claimed.rejected),
+    )
+
+
+async def _decide_and_write(
+    connection: AsyncConnection[tuple[object, ...]],
+    worker_id: str,
+    events: Sequence[Event],
+    decide: DecideFn,
+    *,
+    now: datetime | None,
+    lease: timedelta,
+    locked: set[str] | None,
+) -> list[RecordedEvent]:
+    """Serialise on the batch's keys, load its inputs, decide and write. ``locked``:
+    the event ids this transaction already holds; None to fence on the lease claim."""
     keys = {(event.user_id, event.kind) for event in events}
     users = [user for user, _ in keys]
     kinds = [kind for _, kind in keys]
@@ -141,11 +224,12 @@ async def record_batch(
     locks, claimed, preferences, last_sent, clock = cursors
     async with connection.pipeline():
         await locks.execute(_LOCK, (sorted({lock_key(user, kind) for user, kind in keys}),))
-        await claimed.execute(_STILL_CLAIMED, ([event.event_id for event in events], worker_id))
+        if locked is None:
+            await claimed.execute(_STILL_CLAIMED, ([e.event_id for e in events], worker_id))
         await preferences.execute(_PREFERENCES, (users, kinds, GLOBAL_KIND, users))
         await last_sent.execute(_LAST_SENT, (users, kinds))
         await clock.execute("SELECT clock_timestamp() AS now")
-        mine = {row["event_id"] for row in await claimed.fetchall()}
+        mine = {row["event_id"] for row in await claimed.fetchall()} if locked is None else locked
         found_preferences = await preferences.fetchall()
         found_last_sent = await last_sent.fetchall()
         database_now = await clock.fetchone()

@@ -9,12 +9,13 @@ import psycopg
 
 from adapters import rowmaps
 from adapters.postgres.connection import PostgresConnection
-from adapters.postgres.decisions import record_batch
+from adapters.postgres.decisions import claim_and_decide, record_batch
 from adapters.postgres.rows import POSTGRES
 from core import Event
 from core.ports import DecideFn
 from core.records import (
     Backlog,
+    DecidedClaim,
     EventRecord,
     IntakeItem,
     RecordedEvent,
@@ -130,6 +131,23 @@ class IntakeTables(PostgresConnection):
             now = self._clock() if self._clock is not None else None
             return await record_batch(
                 connection, worker_id, events, decide, now=now, lease=self._lease
+            )
+
+    @property
+    def max_lanes(self) -> int:
+        """Lanes run as concurrent transactions; a few pooled connections stay free
+        for deliveries and renewals."""
+        return max(1, self._pool.max_size - 2)
+
+    async def decide_claimable(
+        self, worker_id: str, limit: int, decide: DecideFn, *, lane: int = 0, lanes: int = 1
+    ) -> DecidedClaim:
+        if not 0 <= lane < lanes <= self.max_lanes:
+            raise ValueError(f"lane {lane} of {lanes} (at most {self.max_lanes} lanes)")
+        async with self._connection() as connection:
+            now = self._clock() if self._clock is not None else None
+            return await claim_and_decide(
+                connection, worker_id, limit, decide, now=now, lease=self._lease, lane=(lane, lanes)
             )
 
     async def event_record(self, event_id: str) -> EventRecord | None:

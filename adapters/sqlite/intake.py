@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from adapters import rowmaps
-from adapters.recording import BatchRecorder
+from adapters.recording import BatchRecorder, validate_rows
 from adapters.sqlite import decisions, rows
 from adapters.sqlite.connection import DUE, SqliteConnection
 from adapters.sqlite.group_commit import GroupCommit
@@ -17,6 +17,7 @@ from core import Event
 from core.ports import DecideFn
 from core.records import (
     Backlog,
+    DecidedClaim,
     EventRecord,
     IntakeItem,
     RecordedEvent,
@@ -159,9 +160,19 @@ class IntakeTables(SqliteConnection):
         decide: DecideFn,
     ) -> list[RecordedEvent]:
         mine = decisions.claimed_by(connection, worker_id, events)
-        if not mine:
-            return []
-        keys = {(e.user_id, e.kind) for e in events if e.event_id in mine}
+        return self._decide(connection, worker_id, events, mine, decide) if mine else []
+
+    def _decide(
+        self,
+        connection: sqlite3.Connection,
+        worker_id: str,
+        events: Sequence[Event],
+        rows_of: dict[str, int],
+        decide: DecideFn,
+    ) -> list[RecordedEvent]:
+        """Decide and record, in order, the ``events`` found in ``rows_of`` (event id
+        to row number): the ones this transaction may settle."""
+        keys = {(e.user_id, e.kind) for e in events if e.event_id in rows_of}
         preferences, last_sent = decisions.load_inputs(connection, keys)
         now = self._clock()
         recorder = BatchRecorder(
@@ -172,9 +183,47 @@ class IntakeTables(SqliteConnection):
             preferences=preferences,
             last_sent=last_sent,
         )
-        recorded = recorder.record_claimed(events, set(mine))
-        decisions.write(connection, recorder, mine)
+        recorded = recorder.record_claimed(events, set(rows_of))
+        decisions.write(connection, recorder, rows_of)
         return recorded
+
+    max_lanes = 1
+    """One writer: a second lane would only wait for the first."""
+
+    async def decide_claimable(
+        self, worker_id: str, limit: int, decide: DecideFn, *, lane: int = 0, lanes: int = 1
+    ) -> DecidedClaim:
+        if (lane, lanes) != (0, 1):
+            raise ValueError(f"SQLite decides in one lane, not lane {lane} of {lanes}")
+        return await self._call(
+            self._write, lambda c: self._decide_claimable(c, worker_id, limit, decide)
+        )
+
+    def _decide_claimable(
+        self, connection: sqlite3.Connection, worker_id: str, limit: int, decide: DecideFn
+    ) -> DecidedClaim:
+        """Claim, validate, decide and record in this one write transaction: SQLite's
+        single writer already excludes every other claimer until it commits."""
+        found = connection.execute(
+            "SELECT seq, event_id, user_id, kind, severity, title, body, payload_json"
+            f" FROM events WHERE {_CLAIMABLE} ORDER BY seq LIMIT :limit",
+            {"now": self._now(), "limit": limit},
+        ).fetchall()
+        claimed = validate_rows(found)
+        connection.executemany(
+            "UPDATE events SET status = 'rejected', error = ?, decided_at = ?,"
+            " claimed_by = NULL, lease_until = NULL WHERE seq = ?",
+            [(str(error), self._now(), seq) for seq, _, error in claimed.rejected],
+        )
+        recorded = (
+            self._decide(connection, worker_id, claimed.events, claimed.row_of, decide)
+            if claimed.events
+            else []
+        )
+        return DecidedClaim(
+            recorded=tuple(recorded),
+            rejected=tuple((event_id, error) for _, event_id, error in claimed.rejected),
+        )
 
     async def event_record(self, event_id: str) -> EventRecord | None:
         def read() -> EventRecord | None:

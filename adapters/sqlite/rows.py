@@ -30,7 +30,9 @@ def channels_text(channels: tuple[Channel, ...]) -> str:
     return json.dumps([channel.value for channel in channels])
 
 
+@functools.lru_cache(maxsize=1024)
 def _names(text: str) -> tuple[str, ...]:
+    """Decoded once per distinct list: a few lists recur across every preference row."""
     return tuple(json.loads(text))
 
 

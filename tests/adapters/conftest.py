@@ -21,7 +21,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from adapters.memory import MemoryStore
+from adapters.memory import DecidingMemoryStore, MemoryStore
 from adapters.postgres import PostgresStore
 from adapters.sqlite import SqliteStore
 from core.ports import Store
@@ -109,18 +109,49 @@ async def _open_store(
     return store
 
 
-@pytest.fixture(params=list(STORE_FACTORIES))
-def store(
-    request: pytest.FixtureRequest, loop: asyncio.Runner, clock: FakeClock, tmp_path: Path
+def _opened(
+    request: pytest.FixtureRequest,
+    loop: asyncio.Runner,
+    clock: FakeClock,
+    directory: Path,
+    factories: dict[str, StoreFactory],
 ) -> Iterator[Store]:
-    """A migrated store of each backend, closed (and torn down) after the test."""
-    factory = STORE_FACTORIES[str(request.param)]
+    factory = factories[str(request.param)]
     postgres_url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
     settings = StoreSettings(
-        clock=clock, lease=LEASE, directory=tmp_path, postgres_url=postgres_url
+        clock=clock, lease=LEASE, directory=directory, postgres_url=postgres_url
     )
     stack = AsyncExitStack()
     try:
         yield loop.run(_open_store(factory, settings, stack))
     finally:
         loop.run(stack.aclose())
+
+
+@pytest.fixture(params=list(STORE_FACTORIES))
+def store(
+    request: pytest.FixtureRequest, loop: asyncio.Runner, clock: FakeClock, tmp_path: Path
+) -> Iterator[Store]:
+    """A migrated store of each backend, closed (and torn down) after the test."""
+    yield from _opened(request, loop, clock, tmp_path, STORE_FACTORIES)
+
+
+@asynccontextmanager
+async def deciding_memory_store(settings: StoreSettings) -> AsyncIterator[Store]:
+    yield DecidingMemoryStore(clock=settings.clock, lease=settings.lease)
+
+
+DECIDING_FACTORIES: dict[str, StoreFactory] = {
+    "memory": deciding_memory_store,
+    "sqlite": sqlite_store,
+    "postgres": postgres_store,
+}
+"""Stores that decide as they claim (``core.ports.ClaimDeciding``)."""
+
+
+@pytest.fixture(params=list(DECIDING_FACTORIES))
+def deciding_store(
+    request: pytest.FixtureRequest, loop: asyncio.Runner, clock: FakeClock, tmp_path: Path
+) -> Iterator[Store]:
+    """A migrated store of each backend that decides as it claims."""
+    yield from _opened(request, loop, clock, tmp_path, DECIDING_FACTORIES)

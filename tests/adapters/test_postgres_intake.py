@@ -10,11 +10,13 @@ import asyncio
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import psycopg
 
 from adapters.postgres import PostgresStore
+from core import Policy, decide_with
 
 
 def tidings(url: str, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -117,6 +119,33 @@ def test_a_sleeping_runner_wakes_when_an_event_is_inserted(postgres_url: str) ->
                 )
             # Asleep for up to 30 s: only the NOTIFY sent on commit can end it within 10.
             await asyncio.wait_for(waiting, 10)
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_row_without_user_or_kind_falls_in_one_lane_and_is_rejected(postgres_url: str) -> None:
+    """Lanes split keys by a hash of user and kind; a producer row missing both must
+    still land in exactly one lane, or it would stay pending forever."""
+
+    async def scenario() -> None:
+        store = PostgresStore(postgres_url)
+        try:
+            await store.migrate()
+            async with await psycopg.AsyncConnection.connect(postgres_url) as producer:
+                await producer.execute(
+                    "INSERT INTO events (event_id, severity, title, body)"
+                    " VALUES ('orphan', 'watch', 'T', 'B')"
+                )
+            decide = partial(decide_with, policy=Policy())
+            claims = [
+                await store.decide_claimable("w", 10, decide, lane=lane, lanes=3)
+                for lane in range(3)
+            ]
+            rejected = [event_id for claim in claims for event_id, _ in claim.rejected]
+            assert rejected == ["orphan"]
+            assert (await store.backlog()).empty
         finally:
             await store.close()
 

@@ -13,12 +13,13 @@ import asyncio
 import itertools
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from adapters.memory import MemoryStore
+from adapters.memory import DecidingMemoryStore, MemoryStore
 from core import GLOBAL_KIND, Event, Preference, Severity, Skip
 from core.records import EventStatus
 from runner.dispatcher import Dispatcher, DispatchOptions
@@ -65,10 +66,14 @@ def model_outcome(
 
 
 class DispatcherMachine(RuleBasedStateMachine):
+    """The dispatcher on the memory store that claims first and decides in workers."""
+
+    store_class: ClassVar[type[MemoryStore]] = MemoryStore
+
     def __init__(self) -> None:
         super().__init__()
         self.clock = FakeClock()
-        self.store = MemoryStore(clock=self.clock)
+        self.store = self.store_class(clock=self.clock)
         self.preferences: dict[tuple[str, str], Preference] = {}
         self.last_sent: dict[tuple[str, str], datetime] = {}
         self.expected: dict[str, str] = {}
@@ -156,5 +161,14 @@ class DispatcherMachine(RuleBasedStateMachine):
                 assert later - earlier >= COOLDOWN
 
 
+class DecidingDispatcherMachine(DispatcherMachine):
+    """The same model against a store that decides as it claims, in lanes of keys,
+    as the SQL stores do."""
+
+    store_class = DecidingMemoryStore
+
+
 TestDispatcher = DispatcherMachine.TestCase
 TestDispatcher.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+TestDecidingDispatcher = DecidingDispatcherMachine.TestCase
+TestDecidingDispatcher.settings = TestDispatcher.settings
