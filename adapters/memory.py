@@ -38,7 +38,7 @@ from core.records import (
     settled_note,
     settled_status,
 )
-from core.validation import InvalidEvent
+from core.validation import InvalidEvent, event_fields, is_valid
 
 _DUE_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 
@@ -46,6 +46,7 @@ _DUE_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 @attrs.frozen(kw_only=True)
 class _EventRow:
     event: Event
+    validated: bool
     status: EventStatus = EventStatus.PENDING
     claimed_by: str | None = None
     lease_until: datetime | None = None
@@ -86,7 +87,9 @@ class MemoryStore:
         added = 0
         for event in events:
             if event.event_id not in self._events:
-                self._events[event.event_id] = _EventRow(event=event, enqueued_at=now)
+                self._events[event.event_id] = _EventRow(
+                    event=event, validated=is_valid(event), enqueued_at=now
+                )
                 added += 1
         return added
 
@@ -106,7 +109,7 @@ class MemoryStore:
                     claimed_by=worker_id,
                     lease_until=now + self._lease,
                 )
-                claimed.append(IntakeItem(event_id=event_id, fields=_event_fields(row.event)))
+                claimed.append(IntakeItem(event_id=event_id, fields=event_fields(row.event)))
         return claimed
 
     async def reject_event(self, worker_id: str, event_id: str, error: InvalidEvent) -> None:
@@ -392,20 +395,6 @@ class MemoryStore:
         }
 
 
-def _event_fields(event: Event) -> dict[str, object]:
-    fields: dict[str, object] = {
-        "event_id": event.event_id,
-        "user_id": event.user_id,
-        "kind": event.kind,
-        "severity": event.severity.value,
-        "title": event.title,
-        "body": event.body,
-    }
-    if event.payload_json is not None:
-        fields["payload_json"] = event.payload_json
-    return fields
-
-
 def _lane(user_id: str, kind: str, lanes: int) -> int:
     return zlib.crc32(f"{user_id}\x1f{kind}".encode()) % lanes
 
@@ -423,7 +412,7 @@ class DecidingMemoryStore(MemoryStore):
             raise ValueError(f"lane {lane} of {lanes} (at most {self.max_lanes} lanes)")
         now = self._clock()
         taken = [
-            row.event
+            row
             for row in self._events.values()
             if (
                 row.status is EventStatus.PENDING
@@ -436,8 +425,12 @@ class DecidingMemoryStore(MemoryStore):
         ][:limit]
         valid: list[Event] = []
         rejected: list[tuple[str, InvalidEvent]] = []
-        for event in taken:
-            match parse_event(_event_fields(event)):
+        for row in taken:
+            event = row.event
+            if row.validated:
+                valid.append(event)
+                continue
+            match parse_event(event_fields(event)):
                 case Success(checked):
                     valid.append(checked)
                 case Failure(error):

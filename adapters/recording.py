@@ -75,9 +75,15 @@ class ValidatedRows:
 
 
 def validate_rows(rows: Iterable[RowLike]) -> ValidatedRows:
-    """Validate claimed rows (``seq`` and the event columns) as stores hold them."""
+    """Validate claimed rows (``seq``, the event columns and ``validated``) as stores
+    hold them; rows validated when tidings stored them are taken as they are."""
     valid = ValidatedRows(events=[], row_of={}, rejected=[])
     for row in rows:
+        if row["validated"]:
+            event = rowmaps.validated_event(row)
+            valid.events.append(event)
+            valid.row_of[event.event_id] = row["seq"]
+            continue
         item = rowmaps.intake_item(row)
         match parse_event(item.fields):
             case Success(event):

@@ -48,6 +48,22 @@ def preference(row: RowLike, decoding: Decoding) -> Preference:
     return Preference(decoding.names(row["channels"]), Severity(row["min_severity"]))
 
 
+_SEVERITIES = {severity.value: severity for severity in Severity}
+
+
+def validated_event(row: RowLike) -> Event:
+    """An event row that passed validation when it was stored, as the event."""
+    return Event(
+        event_id=row["event_id"],
+        user_id=row["user_id"],
+        kind=row["kind"],
+        severity=_SEVERITIES[row["severity"]],
+        title=row["title"],
+        body=row["body"],
+        payload_json=row["payload_json"],
+    )
+
+
 def intake_item(row: RowLike) -> IntakeItem:
     """The stored fields as given, for validation: absent values are left out."""
     fields = {name: value for name in _EVENT_FIELDS if (value := row[name]) is not None}

@@ -48,8 +48,8 @@ _STILL_CLAIMED = (
 # that expired. ``now`` is the injected clock, or NULL for the database clock.
 # A lane is a fixed share of the (user, kind) keys: their hash modulo the lane count.
 _CLAIM_LOCKED = (
-    "SELECT seq, event_id, user_id, kind, severity, title, body, payload_json FROM events"
-    " WHERE status IN ('pending', 'claimed') AND (status = 'pending'"
+    "SELECT seq, event_id, user_id, kind, severity, title, body, payload_json, validated"
+    " FROM events WHERE status IN ('pending', 'claimed') AND (status = 'pending'"
     "  OR lease_until <= coalesce(%(now)s::timestamptz, clock_timestamp()))"
     " AND (%(lanes)s = 1 OR abs(hashtextextended("
     "  coalesce(user_id, '') || chr(31) || coalesce(kind, ''), 0) %% %(lanes)s) = %(lane)s)"

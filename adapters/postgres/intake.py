@@ -20,7 +20,7 @@ from core.records import (
     IntakeItem,
     RecordedEvent,
 )
-from core.validation import InvalidEvent
+from core.validation import InvalidEvent, is_valid
 
 _WAKE_CHANNEL = "tidings_events"
 
@@ -33,10 +33,10 @@ class IntakeTables(PostgresConnection):
             await self._execute(
                 cursor,
                 "INSERT INTO events (event_id, user_id, kind, severity, title, body,"
-                " payload_json, enqueued_at)"
+                " payload_json, validated, enqueued_at)"
                 " SELECT *, {now} FROM unnest(%(ids)s::text[], %(users)s::text[],"
                 " %(kinds)s::text[], %(severities)s::text[], %(titles)s::text[],"
-                " %(bodies)s::text[], %(payloads)s::text[])"
+                " %(bodies)s::text[], %(payloads)s::text[], %(validated)s::boolean[])"
                 " ON CONFLICT (event_id) DO NOTHING",
                 ids=[e.event_id for e in events],
                 users=[e.user_id for e in events],
@@ -45,6 +45,7 @@ class IntakeTables(PostgresConnection):
                 titles=[e.title for e in events],
                 bodies=[e.body for e in events],
                 payloads=[e.payload_json for e in events],
+                validated=[is_valid(e) for e in events],
             )
             return cursor.rowcount
 

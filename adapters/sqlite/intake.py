@@ -22,7 +22,7 @@ from core.records import (
     IntakeItem,
     RecordedEvent,
 )
-from core.validation import InvalidEvent
+from core.validation import InvalidEvent, is_valid
 
 # Written so SQLite can answer from the partial index of open events.
 _Batch = tuple[str, Sequence[Event], DecideFn]
@@ -42,7 +42,7 @@ class IntakeTables(SqliteConnection):
         before = connection.total_changes
         connection.executemany(
             "INSERT OR IGNORE INTO events (event_id, user_id, kind, severity, title, body,"
-            " payload_json, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " payload_json, enqueued_at, validated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     e.event_id,
@@ -53,6 +53,7 @@ class IntakeTables(SqliteConnection):
                     e.body,
                     e.payload_json,
                     now,
+                    is_valid(e),
                 )
                 for e in events
             ],
@@ -205,8 +206,8 @@ class IntakeTables(SqliteConnection):
         """Claim, validate, decide and record in this one write transaction: SQLite's
         single writer already excludes every other claimer until it commits."""
         found = connection.execute(
-            "SELECT seq, event_id, user_id, kind, severity, title, body, payload_json"
-            f" FROM events WHERE {_CLAIMABLE} ORDER BY seq LIMIT :limit",
+            "SELECT seq, event_id, user_id, kind, severity, title, body, payload_json,"
+            f" validated FROM events WHERE {_CLAIMABLE} ORDER BY seq LIMIT :limit",
             {"now": self._now(), "limit": limit},
         ).fetchall()
         claimed = validate_rows(found)

@@ -1,0 +1,3 @@
+-- Events that tidings validated as it stored them are not validated again when
+-- claimed; rows a producer inserts itself keep the default and are.
+ALTER TABLE events ADD COLUMN validated INTEGER NOT NULL DEFAULT 0;
