@@ -10,14 +10,43 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from adapters.channels.unconfigured import UnconfiguredSender
 from core.ports import ChannelSender, Store
+from core.records import ChannelOutcome, DeliveryJob
 from core.values import Channel
 from runner.clock import system_clock
 from runner.config import Settings
 
+if TYPE_CHECKING:
+    from adapters.channels.webhook import WebhookSender
+
 _IN_APP = UnconfiguredSender("in-app is delivered when recorded")
+
+
+class _WebhookOnFirstSend:
+    """The webhook sender, built when the first webhook is due: its HTTP library and
+    TLS context then load only in processes that send one, and a runner that has
+    only in-app work starts faster."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self._store = store
+        self._settings = settings
+        self._sender: WebhookSender | None = None
+
+    async def send(self, job: DeliveryJob) -> ChannelOutcome:
+        if self._sender is None:
+            from adapters.channels.addresses import AddressGuard
+            from adapters.channels.webhook import WebhookSender
+
+            guard = AddressGuard(self._settings.webhook_allowed_networks)
+            self._sender = WebhookSender(self._store, guard, clock=system_clock)
+        return await self._sender.send(job)
+
+    async def aclose(self) -> None:
+        if self._sender is not None:
+            await self._sender.aclose()
 
 
 @asynccontextmanager
@@ -26,13 +55,9 @@ async def channel_senders(
 ) -> AsyncIterator[Mapping[Channel, ChannelSender]]:
     """The configured senders, closed (idle connections dropped) on the way out.
     Their HTTP and SMTP libraries load here, only in processes that deliver."""
-    from adapters.channels.addresses import AddressGuard
     from adapters.channels.email import EmailSender
-    from adapters.channels.webhook import WebhookSender
 
-    webhook = WebhookSender(
-        store, AddressGuard(settings.webhook_allowed_networks), clock=system_clock
-    )
+    webhook = _WebhookOnFirstSend(store, settings)
     try:
         yield {
             Channel.IN_APP: _IN_APP,

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
 
 from core import Event, FieldError, InvalidEvent, Severity, parse_event
+from core.validation import event_fields, is_valid
 
 REQUIRED = ("event_id", "user_id", "kind", "severity", "title", "body")
 KIB_64 = 64 * 1024
@@ -477,14 +478,22 @@ def test_valid_event_round_trips(data: dict[str, Any]) -> None:
     else:
         assert event.payload_json is None
     # As a stored row carries it: payload_json text in, the same event out.
-    row: dict[str, object] = {
-        "event_id": event.event_id,
-        "user_id": event.user_id,
-        "kind": event.kind,
-        "severity": event.severity.value,
-        "title": event.title,
-        "body": event.body,
-    }
-    if event.payload_json is not None:
-        row["payload_json"] = event.payload_json
-    assert parse_event(row) == Success(event)
+    assert parse_event(event_fields(event)) == Success(event)
+    assert is_valid(event)
+
+
+def test_an_event_built_without_validation_is_checked_as_stored() -> None:
+    """``Event`` values can be built directly; stores check them with ``is_valid``."""
+    built = Event(
+        event_id="e1",
+        user_id="u42",
+        kind="_global",
+        severity=Severity.INFO,
+        title="two\nlines",
+        body="b",
+        payload_json="[1]",
+    )
+    assert not is_valid(built)
+    result = parse_event(event_fields(built))
+    assert isinstance(result, Failure)
+    assert {error.field for error in result.failure().errors} == {"kind", "title", "payload_json"}
