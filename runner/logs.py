@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import sys
 from datetime import UTC, datetime
 from typing import TextIO
@@ -37,21 +38,33 @@ def _millisecond(stamp: int) -> str:
     return datetime.fromtimestamp(stamp / 1000, UTC).isoformat(timespec="milliseconds")
 
 
+def _json(value: object) -> str:
+    """One JSON value; the common field types skip the general encoder."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int or (kind is float and math.isfinite(value)):  # type: ignore[arg-type]
+        return repr(value)
+    return _ENCODE(value)
+
+
 class JsonLines(logging.Formatter):
     """One JSON object per record: time, level, logger, message and the known fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, object] = {
-            "time": _millisecond(int(record.created * 1000)),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
         fields = record.__dict__
-        line.update({name: fields[name] for name in _FIELDS if name in fields})
+        parts = [
+            f'"time":"{_millisecond(int(record.created * 1000))}"',
+            f'"level":"{record.levelname.lower()}"',
+            f'"logger":{_json(record.name)}',
+            f'"message":{_json(record.getMessage())}',
+            *(f'"{name}":{_json(fields[name])}' for name in _FIELDS if name in fields),
+        ]
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return _ENCODE(line)
+            parts.append(f'"exception":{_json(self.formatException(record.exc_info))}')
+        return "{" + ",".join(parts) + "}"
 
 
 class Readable(logging.Formatter):

@@ -55,6 +55,8 @@ _CLAIM_LOCKED = (
     "  coalesce(user_id, '') || chr(31) || coalesce(kind, ''), 0) %% %(lanes)s) = %(lane)s)"
     " ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
 )
+_ORDERED_WALK = ("enable_seqscan", "enable_bitmapscan", "enable_sort")
+"""Planner settings turned off while claiming, leaving the index walk."""
 _REJECT = (
     "UPDATE events SET status = 'rejected', error = t.error,"
     " decided_at = coalesce(%s::timestamptz, clock_timestamp()),"
@@ -173,10 +175,19 @@ async def claim_and_decide(
     dies, the transaction and its locks go with it, and the events are simply
     claimable again."""
     cursor = connection.cursor(row_factory=dict_row)
-    await cursor.execute(
-        _CLAIM_LOCKED, {"limit": limit, "now": now, "lane": lane[0], "lanes": lane[1]}
-    )
-    claimed = validate_rows(await cursor.fetchall())
+    # The planner cannot estimate the lane filter, and then prefers reading every open
+    # event (or the whole table) and sorting it to walking the open-events index in
+    # order until the batch is full: the walk is forced for this one statement.
+    async with connection.pipeline():
+        for setting in _ORDERED_WALK:
+            await cursor.execute(f"SET LOCAL {setting} = off")
+        await cursor.execute(
+            _CLAIM_LOCKED, {"limit": limit, "now": now, "lane": lane[0], "lanes": lane[1]}
+        )
+        found = await cursor.fetchall()
+        for setting in _ORDERED_WALK:
+            await cursor.execute(f"RESET {setting}")
+    claimed = validate_rows(found)
     if claimed.rejected:
         await cursor.execute(
             _REJECT,

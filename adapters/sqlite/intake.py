@@ -24,11 +24,19 @@ from core.records import (
 )
 from core.validation import InvalidEvent, is_valid
 
-# Written so SQLite can answer from the partial index of open events.
 _Batch = tuple[str, Sequence[Event], DecideFn]
 """One ``record_decisions`` call: worker id, events, decision function."""
 
-_CLAIMABLE = "status IN ('pending', 'claimed') AND (status = 'pending' OR lease_until <= :now)"
+# The oldest claimable events: pending, or claimed under an expired lease. Two ordered
+# walks of the open-events index, each stopping at the limit, so a claim reads about
+# ``:limit`` rows however long the backlog (one condition would sort it all).
+_CLAIMABLE_SEQS = (
+    "SELECT seq FROM (SELECT seq FROM events WHERE status IN ('pending', 'claimed')"
+    "  AND status = 'pending' ORDER BY seq LIMIT :limit)"
+    " UNION ALL SELECT seq FROM (SELECT seq FROM events WHERE status IN ('pending', 'claimed')"
+    "  AND status = 'claimed' AND lease_until <= :now ORDER BY seq LIMIT :limit)"
+    " ORDER BY seq LIMIT :limit"
+)
 
 
 class IntakeTables(SqliteConnection):
@@ -65,8 +73,7 @@ class IntakeTables(SqliteConnection):
             now = self._clock()
             found = connection.execute(
                 "UPDATE events SET status = 'claimed', claimed_by = :worker, lease_until = :lease"
-                f" WHERE seq IN (SELECT seq FROM events WHERE {_CLAIMABLE}"
-                " ORDER BY seq LIMIT :limit)"
+                f" WHERE seq IN ({_CLAIMABLE_SEQS})"
                 " RETURNING seq, event_id, user_id, kind, severity, title, body, payload_json",
                 {
                     "worker": worker_id,
@@ -207,7 +214,7 @@ class IntakeTables(SqliteConnection):
         single writer already excludes every other claimer until it commits."""
         found = connection.execute(
             "SELECT seq, event_id, user_id, kind, severity, title, body, payload_json,"
-            f" validated FROM events WHERE {_CLAIMABLE} ORDER BY seq LIMIT :limit",
+            f" validated FROM events WHERE seq IN ({_CLAIMABLE_SEQS}) ORDER BY seq",
             {"now": self._now(), "limit": limit},
         ).fetchall()
         claimed = validate_rows(found)
