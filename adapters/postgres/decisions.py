@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
@@ -63,16 +63,18 @@ _REJECT = (
     " claimed_by = NULL, lease_until = NULL"
     " FROM unnest(%s::bigint[], %s::text[]) AS t(seq, error) WHERE events.seq = t.seq"
 )
+# The batch's (user, kind) keys travel as one JSON array of pairs.
+_KEYS = "SELECT e->>0 AS u, e->>1 AS k FROM json_array_elements(%(keys)s::json) AS e"
 _PREFERENCES = (
-    "SELECT p.user_id, p.kind, p.channels, p.min_severity FROM notification_preferences p"
-    " JOIN (SELECT u, k FROM unnest(%s::text[], %s::text[]) AS t(u, k)"
-    "       UNION SELECT u, %s FROM unnest(%s::text[]) AS g(u)) wanted"
+    f"WITH wanted_keys AS ({_KEYS})"
+    " SELECT p.user_id, p.kind, p.channels, p.min_severity FROM notification_preferences p"
+    " JOIN (SELECT u, k FROM wanted_keys UNION SELECT u, %(global)s FROM wanted_keys) wanted"
     " ON p.user_id = wanted.u AND p.kind = wanted.k"
 )
 _LAST_SENT = (
     "SELECT t.u, t.k, (SELECT max(created_at) FROM notifications n"
     "                  WHERE n.user_id = t.u AND n.kind = t.k) AS last_sent_at"
-    " FROM unnest(%s::text[], %s::text[]) AS t(u, k)"
+    f" FROM ({_KEYS}) AS t"
 )
 # The rows travel as one JSON document each: the C JSON encoder is far cheaper than
 # binding thousands of array elements one by one.
@@ -229,23 +231,24 @@ async def _decide_and_write(
     """Serialise on the batch's keys, load its inputs, decide and write. ``locked``:
     the event ids this transaction already holds; None to fence on the lease claim."""
     keys = {(event.user_id, event.kind) for event in events}
-    users = [user for user, _ in keys]
-    kinds = [kind for _, kind in keys]
+    wanted = json.dumps(list(keys))
     cursors = [connection.cursor(row_factory=dict_row) for _ in range(5)]
     locks, claimed, preferences, last_sent, clock = cursors
     async with connection.pipeline():
         await locks.execute(_LOCK, (sorted({lock_key(user, kind) for user, kind in keys}),))
         if locked is None:
             await claimed.execute(_STILL_CLAIMED, ([e.event_id for e in events], worker_id))
-        await preferences.execute(_PREFERENCES, (users, kinds, GLOBAL_KIND, users))
-        await last_sent.execute(_LAST_SENT, (users, kinds))
+        await preferences.execute(_PREFERENCES, {"keys": wanted, "global": GLOBAL_KIND})
+        await last_sent.execute(_LAST_SENT, {"keys": wanted})
         await clock.execute("SELECT clock_timestamp() AS now")
         mine = {row["event_id"] for row in await claimed.fetchall()} if locked is None else locked
         found_preferences = await preferences.fetchall()
         found_last_sent = await last_sent.fetchall()
         database_now = await clock.fetchone()
     assert database_now is not None
-    moment: datetime = now or database_now["now"]
+    # In UTC from here on: the decision then compares instants without converting
+    # each one, whatever TimeZone the session has.
+    moment: datetime = (now or database_now["now"]).astimezone(UTC)
     recorder = BatchRecorder(
         worker_id=worker_id,
         decide=decide,
@@ -255,7 +258,9 @@ async def _decide_and_write(
             (r["user_id"], r["kind"]): rowmaps.preference(r, POSTGRES) for r in found_preferences
         },
         last_sent={
-            (r["u"], r["k"]): r["last_sent_at"] for r in found_last_sent if r["last_sent_at"]
+            (r["u"], r["k"]): r["last_sent_at"].astimezone(UTC)
+            for r in found_last_sent
+            if r["last_sent_at"]
         },
     )
     recorded = recorder.record_claimed(events, mine)
