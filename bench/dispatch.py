@@ -14,7 +14,7 @@ runner subprocesses, as deployed), so the ratio is fair:
 
 Run as ``.venv/bin/python bench/dispatch.py [--events N] [--keys K] [--database sqlite]``.
 Each kind of store has its own pair of functions. On SQLite both runs are repeated
-(``--repeat``, default 3, alternating, fresh files each round) and the fastest of each
+(``--repeat``, default 5, alternating, fresh files each round) and the fastest of each
 side is reported with every round's time: this shared 2-core machine is noisy.
 
 PostgreSQL: ``--database postgresql://USER@HOST:PORT/DB [--processes P]`` names a
@@ -65,6 +65,7 @@ import os
 import random
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -415,9 +416,12 @@ def run_sqlite(workload: Workload, repeat: int = 1) -> Report:
             naive_runs.append(bench_naive_sqlite(workload, Path(folder) / "naive.db"))
         tidings_runs.append(tidings)
         enqueue_seconds.append(enqueued)
+    median_ratio = statistics.median(r.seconds for r in naive_runs) / statistics.median(
+        r.seconds for r in tidings_runs
+    )
     notes = (
         f"fastest of {repeat} rounds; all seconds: tidings {_seconds_list(tidings_runs)};"
-        f" naive {_seconds_list(naive_runs)}",
+        f" naive {_seconds_list(naive_runs)}; ratio of the medians {median_ratio:.2f}",
     )
     return Report(
         tidings=_fastest(tidings_runs),
@@ -871,8 +875,8 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeat",
         type=int,
-        default=3,
-        help="SQLite only: rounds of both runs; the fastest of each is reported (default 3)",
+        default=5,
+        help="SQLite only: rounds of both runs; the fastest of each is reported (default 5)",
     )
     parser.add_argument("--seed", type=int, default=42, help="workload random seed")
     args = parser.parse_args(argv)
