@@ -50,7 +50,14 @@ class PostgresConnection:
             max_size=pool_size,
             timeout=10.0,
             reconnect_timeout=0,
-            kwargs={"autocommit": True},
+            # A runner that stops answering inside a transaction (hung, paused, cut
+            # off) would keep its claimed events locked: the server ends such a
+            # session after a lease, and the events are claimable again.
+            kwargs={
+                "autocommit": True,
+                "options": "-c idle_in_transaction_session_timeout="
+                f"{max(1, round(lease.total_seconds() * 1000))}",
+            },
         )
         self._opened = False
         self._listener: AsyncConnection[tuple[object, ...]] | None = None

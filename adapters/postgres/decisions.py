@@ -56,7 +56,8 @@ _CLAIM_LOCKED = (
     " ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
 )
 _ORDERED_WALK = ("enable_seqscan", "enable_bitmapscan", "enable_sort")
-"""Planner settings turned off while claiming, leaving the index walk."""
+"""Planner settings turned off while claiming, leaving the index walk. Set and reset
+outside any pipeline: after a pipeline the server does not time out an idle session."""
 _REJECT = (
     "UPDATE events SET status = 'rejected', error = t.error,"
     " decided_at = coalesce(%s::timestamptz, clock_timestamp()),"
@@ -180,15 +181,12 @@ async def claim_and_decide(
     # The planner cannot estimate the lane filter, and then prefers reading every open
     # event (or the whole table) and sorting it to walking the open-events index in
     # order until the batch is full: the walk is forced for this one statement.
-    async with connection.pipeline():
-        for setting in _ORDERED_WALK:
-            await cursor.execute(f"SET LOCAL {setting} = off")
-        await cursor.execute(
-            _CLAIM_LOCKED, {"limit": limit, "now": now, "lane": lane[0], "lanes": lane[1]}
-        )
-        found = await cursor.fetchall()
-        for setting in _ORDERED_WALK:
-            await cursor.execute(f"RESET {setting}")
+    await cursor.execute("; ".join(f"SET LOCAL {setting} = off" for setting in _ORDERED_WALK))
+    await cursor.execute(
+        _CLAIM_LOCKED, {"limit": limit, "now": now, "lane": lane[0], "lanes": lane[1]}
+    )
+    found = await cursor.fetchall()
+    await cursor.execute("; ".join(f"RESET {setting}" for setting in _ORDERED_WALK))
     claimed = validate_rows(found)
     if claimed.rejected:
         await cursor.execute(
@@ -240,11 +238,13 @@ async def _decide_and_write(
             await claimed.execute(_STILL_CLAIMED, ([e.event_id for e in events], worker_id))
         await preferences.execute(_PREFERENCES, {"keys": wanted, "global": GLOBAL_KIND})
         await last_sent.execute(_LAST_SENT, {"keys": wanted})
-        await clock.execute("SELECT clock_timestamp() AS now")
         mine = {row["event_id"] for row in await claimed.fetchall()} if locked is None else locked
         found_preferences = await preferences.fetchall()
         found_last_sent = await last_sent.fetchall()
-        database_now = await clock.fetchone()
+    # Outside the pipeline, so the server sees the session idle in its transaction
+    # while the batch is decided, and ends it if the runner hangs there.
+    await clock.execute("SELECT clock_timestamp() AS now")
+    database_now = await clock.fetchone()
     assert database_now is not None
     # In UTC from here on: the decision then compares instants without converting
     # each one, whatever TimeZone the session has.

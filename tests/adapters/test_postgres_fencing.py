@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
+import time
 from datetime import timedelta
+
+import pytest
 
 from adapters.postgres import PostgresStore
 from core import Event, Policy, Preference, Severity, decide_with
+from core.ports import StoreUnavailable
 from core.records import Delivered, DeliveryStatus, EventStatus
 
 LEASE = timedelta(milliseconds=300)
@@ -81,3 +86,48 @@ def test_renewal_keeps_a_live_workers_claims(postgres_url: str) -> None:
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_runner_that_hangs_inside_its_claim_loses_it_after_a_lease(postgres_url: str) -> None:
+    """Claiming and deciding share one transaction: a runner that stops answering in the
+    middle (here its decision blocks for a few leases) has its session ended by the
+    server, so its events are claimable again and decided exactly once."""
+    lease = timedelta(seconds=1)
+    decide = functools.partial(decide_with, policy=Policy())
+
+    def hung(*args: object) -> object:
+        time.sleep(3 * lease.total_seconds())  # blocks the whole runner, as a hang does
+        return decide(*args)  # type: ignore[arg-type]
+
+    taken_over: list[str] = []
+
+    def second_runner() -> None:
+        async def scenario() -> None:
+            await asyncio.sleep(2 * lease.total_seconds())
+            store = PostgresStore(postgres_url, lease=lease)
+            try:
+                claim = await store.decide_claimable("w2", 10, decide)
+                taken_over.extend(recorded.event_id for recorded in claim.recorded)
+            finally:
+                await store.close()
+
+        asyncio.run(scenario())
+
+    async def scenario() -> None:
+        store = PostgresStore(postgres_url, lease=lease)
+        try:
+            await store.migrate()
+            await store.enqueue([event("stuck")])
+            other = threading.Thread(target=second_runner)
+            other.start()
+            with pytest.raises(StoreUnavailable):
+                await store.decide_claimable("w1", 10, hung)  # type: ignore[arg-type]
+            await asyncio.to_thread(other.join)
+            record = await store.event_record("stuck")
+            assert record is not None and record.status is EventStatus.NOTIFIED
+            assert len(await store.inbox("ana", limit=10)) == 1
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+    assert taken_over == ["stuck"]
