@@ -141,10 +141,10 @@ async def run(args: argparse.Namespace, store: Store, settings: Settings) -> int
             )
             log.info("metrics on http://%s:%d/metrics, health on /healthz", LOOPBACK, port)
         log.info(
-            "runner %s started on %s: %d workers, lease %ss, email %s",
+            "runner %s started on %s: %s, lease %ss, email %s",
             worker_id,
             redacted(settings.database_url),
-            settings.dispatch.workers,
+            dispatcher.describe(),
             settings.lease.total_seconds(),
             f"via {settings.smtp.host}:{settings.smtp.port}" if settings.smtp else "not configured",
         )

@@ -107,6 +107,12 @@ class Dispatcher:
         self._batch_limit = min(options.batch_size, options.intake_size)
         self._claim_at_least = max(1, self._batch_limit // 2)
 
+    def describe(self) -> str:
+        """How this loop decides, for the start-up log line."""
+        if self._queues:
+            return f"{len(self._queues)} workers after lease claims"
+        return f"{self._lanes} lane{'s' if self._lanes > 1 else ''} deciding as it claims"
+
     def alive(self) -> bool:
         """Whether the loop is running: false before ``run``, after it, and once a
         broken part has stopped it (for health checks)."""
