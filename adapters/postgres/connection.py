@@ -27,6 +27,14 @@ from core.records import (
 
 _MIGRATION_LOCK = 0x7469_6469_6E67_73  # "tidings"
 
+_CONNECTION_LOST = (
+    psycopg.OperationalError,
+    # The server ended a session left idle inside its transaction (see below): for
+    # the runner, a lost connection like any other.
+    psycopg.errors.IdleInTransactionSessionTimeout,
+    psycopg_pool.PoolTimeout,
+)
+
 
 class PostgresConnection:
     """What every part of the store shares: the pool, the clock, the schema.
@@ -78,7 +86,7 @@ class PostgresConnection:
                         yield connection
                 else:
                     yield connection
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as error:
+        except _CONNECTION_LOST as error:
             raise StoreUnavailable(f"PostgreSQL unavailable: {error}") from error
 
     @asynccontextmanager

@@ -233,9 +233,11 @@ async def _decide_and_write(
     cursors = [connection.cursor(row_factory=dict_row) for _ in range(5)]
     locks, claimed, preferences, last_sent, clock = cursors
     async with connection.pipeline():
-        await locks.execute(_LOCK, (sorted({lock_key(user, kind) for user, kind in keys}),))
+        # Rows before keys, as ``claim_and_decide`` locks them, so the two never wait
+        # on each other in a cycle.
         if locked is None:
             await claimed.execute(_STILL_CLAIMED, ([e.event_id for e in events], worker_id))
+        await locks.execute(_LOCK, (sorted({lock_key(user, kind) for user, kind in keys}),))
         await preferences.execute(_PREFERENCES, {"keys": wanted, "global": GLOBAL_KIND})
         await last_sent.execute(_LAST_SENT, {"keys": wanted})
         mine = {row["event_id"] for row in await claimed.fetchall()} if locked is None else locked

@@ -10,16 +10,21 @@ import asyncio
 import functools
 import threading
 import time
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 
-from adapters.postgres import PostgresStore
+from adapters.postgres import PostgresStore, decisions
+from adapters.postgres.rows import Row
+from adapters.recording import ValidatedRows, validate_rows
 from core import Event, Policy, Preference, Severity, decide_with
 from core.ports import StoreUnavailable
 from core.records import Delivered, DeliveryStatus, EventStatus
 
 LEASE = timedelta(milliseconds=300)
+START = datetime.now(UTC)
 
 
 def event(event_id: str) -> Event:
@@ -131,3 +136,89 @@ def test_a_runner_that_hangs_inside_its_claim_loses_it_after_a_lease(postgres_ur
 
     asyncio.run(scenario())
     assert taken_over == ["stuck"]
+
+
+def slowed(seconds: float) -> Callable[[Sequence[Row]], ValidatedRows]:
+    """Claim validation that first stalls the whole runner (a long GC pause, a paused
+    VM): the claim transaction then sits idle while its rows are locked."""
+    validate = validate_rows
+
+    def stalled(rows: Sequence[Row]) -> ValidatedRows:
+        time.sleep(seconds)
+        return validate(rows)
+
+    return stalled
+
+
+def test_a_stall_before_a_plain_statement_is_a_lost_connection_too(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the stall the runner's next statement is a plain one (rejecting a bad
+    row), which the ended session answers with an error of its own class: the runner
+    must see it as a lost connection (and retry), not as a bug that stops it."""
+    lease = timedelta(milliseconds=500)
+
+    async def scenario() -> None:
+        store = PostgresStore(postgres_url, lease=lease)
+        try:
+            await store.migrate()
+            async with await psycopg.AsyncConnection.connect(postgres_url) as producer:
+                await producer.execute(
+                    "INSERT INTO events (event_id, user_id, kind, severity, title, body)"
+                    " VALUES ('loud', 'ana', 'overload', 'loud', 'T', 'B')"
+                )
+            decide = functools.partial(decide_with, policy=Policy())
+            with monkeypatch.context() as patch:
+                patch.setattr(decisions, "validate_rows", slowed(3 * lease.total_seconds()))
+                with pytest.raises(StoreUnavailable):
+                    await store.decide_claimable("w1", 10, decide)
+            claim = await store.decide_claimable("w1", 10, decide)  # the retry
+            assert [event_id for event_id, _ in claim.rejected] == ["loud"]
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_lease_claim_and_a_deciding_claim_never_deadlock(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker recording under an expired lease (``record_decisions``) while another
+    runner has taken the event over (``decide_claimable``): both lock rows before keys,
+    so the late worker is fenced out instead of deadlocking."""
+    decide = functools.partial(decide_with, policy=Policy())
+    taken_over: list[str] = []
+
+    def second_runner() -> None:
+        async def scenario() -> None:
+            store = PostgresStore(postgres_url)
+            try:
+                claim = await store.decide_claimable("new", 10, decide)
+                taken_over.extend(recorded.event_id for recorded in claim.recorded)
+            finally:
+                await store.close()
+
+        asyncio.run(scenario())
+
+    async def scenario() -> None:
+        # A clock an hour behind: the lease this worker takes has already expired.
+        late = PostgresStore(
+            postgres_url, lease=timedelta(seconds=30), clock=lambda: START - timedelta(hours=1)
+        )
+        try:
+            await late.migrate()
+            await late.enqueue([event("e1")])
+            [item] = await late.claim_events("late", 10)
+            patch = monkeypatch.context()
+            with patch as patched:
+                patched.setattr(decisions, "validate_rows", slowed(1.0))
+                other = threading.Thread(target=second_runner)
+                other.start()
+                await asyncio.sleep(0.4)  # the other runner holds e1 and is deciding
+            assert await late.record_decisions("late", [event(item.event_id)], decide) == []
+            await asyncio.to_thread(other.join)
+        finally:
+            await late.close()
+
+    asyncio.run(scenario())
+    assert taken_over == ["e1"]
