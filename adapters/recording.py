@@ -79,8 +79,7 @@ def validate_rows(rows: Iterable[RowLike]) -> ValidatedRows:
     hold them; rows validated when tidings stored them are taken as they are."""
     valid = ValidatedRows(events=[], row_of={}, rejected=[])
     for row in rows:
-        if row["validated"]:
-            event = rowmaps.validated_event(row)
+        if row["validated"] and (event := rowmaps.validated_event(row)) is not None:
             valid.events.append(event)
             valid.row_of[event.event_id] = row["seq"]
             continue

@@ -51,8 +51,13 @@ def preference(row: RowLike, decoding: Decoding) -> Preference:
 _SEVERITIES = {severity.value: severity for severity in Severity}
 
 
-def validated_event(row: RowLike) -> Event:
-    """An event row that passed validation when it was stored, as the event."""
+def validated_event(row: RowLike) -> Event | None:
+    """An event row that passed validation when it was stored, as the event; None if
+    the row says so but cannot be (edited since, or marked by someone else), so it is
+    validated again instead of stopping the claim."""
+    texts = (row["event_id"], row["user_id"], row["kind"], row["title"], row["body"])
+    if row["severity"] not in _SEVERITIES or not all(isinstance(text, str) for text in texts):
+        return None
     return Event(
         event_id=row["event_id"],
         user_id=row["user_id"],

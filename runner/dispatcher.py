@@ -3,9 +3,11 @@
 A feeder claims batches of stored events and routes each to one of N workers by
 (user, kind), so one key's events are decided in order while other keys proceed
 in parallel; the workers' queues together hold at most ``intake_size`` events, and a
-full queue stops the feeder claiming (back-pressure). A store with a single writer
-(SQLite) instead claims, decides and records each batch in one transaction, in claim
-order: parallel workers would only queue for its writer. Deliveries run as tasks
+full queue stops the feeder claiming (back-pressure). A store that decides as it
+claims (SQLite, PostgreSQL) instead gets lanes: each lane is a fixed share of the keys
+whose batches are claimed, decided and recorded one transaction at a time, so each
+key stays in order; lanes run in parallel where the store allows (PostgreSQL).
+Deliveries run as tasks
 outside any transaction (record first, then deliver, then settle), bounded per
 channel, and a retry loop claims deliveries whose next attempt is due.
 """
@@ -174,11 +176,14 @@ class Dispatcher:
         return bool(items)
 
     async def _decide_lanes(self, store: ClaimDeciding) -> bool:
-        """One round of every lane at once; false if none found anything."""
-        found = await asyncio.gather(
-            *(self._claim_and_decide(store, lane) for lane in range(self._lanes))
-        )
-        return any(found)
+        """One round of every lane at once; false if none found anything. A lane that
+        fails stops the others (their transactions roll back) and the run."""
+        async with asyncio.TaskGroup() as group:
+            rounds = [
+                group.create_task(self._claim_and_decide(store, lane))
+                for lane in range(self._lanes)
+            ]
+        return any(done.result() for done in rounds)
 
     async def _claim_and_decide(self, store: ClaimDeciding, lane: int) -> bool:
         """Claim, decide and record in one store transaction; false if nothing was there."""

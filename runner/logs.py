@@ -45,8 +45,10 @@ def _json(value: object) -> str:
     kind = type(value)
     if kind is bool:
         return "true" if value else "false"
-    if kind is int or (kind is float and math.isfinite(value)):  # type: ignore[arg-type]
+    if kind is int:
         return repr(value)
+    if kind is float:  # JSON has no NaN or infinity: those become strings
+        return repr(value) if math.isfinite(value) else _ENCODE(repr(value))  # type: ignore[arg-type]
     return _ENCODE(value)
 
 
@@ -57,7 +59,7 @@ class JsonLines(logging.Formatter):
         fields = record.__dict__
         parts = [
             f'"time":"{_millisecond(int(record.created * 1000))}"',
-            f'"level":"{record.levelname.lower()}"',
+            f'"level":{_json(record.levelname.lower())}',
             f'"logger":{_json(record.name)}',
             f'"message":{_json(record.getMessage())}',
             *(f'"{name}":{_json(fields[name])}' for name in _FIELDS if name in fields),
@@ -86,6 +88,8 @@ def configure_logging(stream: TextIO = sys.stderr, *, json_lines: bool | None = 
 
     A runner logs a line per decision, so records skip what no line shows: the
     caller's source position, thread and process (the logging HOWTO's optimisations).
+    These switches are process-wide: this is the ``tidings`` command's setup, not a
+    library call for an application that embeds tidings and logs its own way.
     """
     logging._srcfile = None
     logging.logThreads = False

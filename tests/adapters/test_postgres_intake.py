@@ -150,3 +150,28 @@ def test_a_row_without_user_or_kind_falls_in_one_lane_and_is_rejected(postgres_u
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_row_marked_validated_that_is_not_is_validated_again(postgres_url: str) -> None:
+    """``validated`` is tidings' own mark; a row that carries it wrongly (a producer
+    setting it, an edit after enqueue) is checked and rejected, not trusted."""
+
+    async def scenario() -> None:
+        store = PostgresStore(postgres_url)
+        try:
+            await store.migrate()
+            async with await psycopg.AsyncConnection.connect(postgres_url) as producer:
+                await producer.execute(
+                    "INSERT INTO events (event_id, user_id, kind, severity, title, body,"
+                    " validated) VALUES ('loud', 'ana', 'overload', 'loud', 'T', 'B', true),"
+                    " ('nobody', NULL, 'overload', 'watch', 'T', 'B', true),"
+                    " ('fine', 'ana', 'overload', 'watch', 'T', 'B', true)"
+                )
+            claim = await store.decide_claimable("w", 10, partial(decide_with, policy=Policy()))
+            assert sorted(event_id for event_id, _ in claim.rejected) == ["loud", "nobody"]
+            assert [recorded.event_id for recorded in claim.recorded] == ["fine"]
+            assert (await store.backlog()).empty
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())

@@ -87,3 +87,19 @@ def test_one_json_line_per_decision_and_per_attempt(captured: io.StringIO) -> No
     text = captured.getvalue()
     for private in (SECRET, SECRET.removeprefix("whsec_"), "secret-path", "ana@example.com"):
         assert private not in text
+
+
+def test_every_line_is_json_whatever_the_values(captured: io.StringIO) -> None:
+    """Values JSON cannot hold as such (NaN, infinity, odd types, quotes in a level
+    name) still make one valid JSON line each."""
+    logging.addLevelName(25, 'NOTICE "X"')
+    try:
+        log = logging.getLogger("tidings.test")
+        log.log(25, "odd", extra={"latency_ms": float("nan"), "attempt": float("inf")})
+        log.info("types", extra={"error": ValueError("bad\nline"), "in_hand": True})
+    finally:
+        logging.addLevelName(25, "Level 25")
+    odd, types = (json.loads(line) for line in captured.getvalue().splitlines())
+    assert odd["level"] == 'notice "x"'
+    assert (odd["latency_ms"], odd["attempt"]) == ("nan", "inf")
+    assert (types["error"], types["in_hand"]) == ("bad\nline", True)
