@@ -7,9 +7,11 @@ dispatched as if it had not been there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 
@@ -125,19 +127,29 @@ def test_a_sleeping_runner_wakes_when_an_event_is_inserted(postgres_url: str) ->
     asyncio.run(scenario())
 
 
+@contextlib.asynccontextmanager
+async def producer_rows(url: str, insert: str) -> AsyncIterator[PostgresStore]:
+    """A migrated store, after a producer ran ``insert`` on its database itself."""
+    store = PostgresStore(url)
+    try:
+        await store.migrate()
+        async with await psycopg.AsyncConnection.connect(url) as producer:
+            await producer.execute(insert.encode())
+        yield store
+    finally:
+        await store.close()
+
+
 def test_a_row_without_user_or_kind_falls_in_one_lane_and_is_rejected(postgres_url: str) -> None:
     """Lanes split keys by a hash of user and kind; a producer row missing both must
     still land in exactly one lane, or it would stay pending forever."""
 
     async def scenario() -> None:
-        store = PostgresStore(postgres_url)
-        try:
-            await store.migrate()
-            async with await psycopg.AsyncConnection.connect(postgres_url) as producer:
-                await producer.execute(
-                    "INSERT INTO events (event_id, severity, title, body)"
-                    " VALUES ('orphan', 'watch', 'T', 'B')"
-                )
+        async with producer_rows(
+            postgres_url,
+            "INSERT INTO events (event_id, severity, title, body)"
+            " VALUES ('orphan', 'watch', 'T', 'B')",
+        ) as store:
             decide = partial(decide_with, policy=Policy())
             claims = [
                 await store.decide_claimable("w", 10, decide, lane=lane, lanes=3)
@@ -146,8 +158,6 @@ def test_a_row_without_user_or_kind_falls_in_one_lane_and_is_rejected(postgres_u
             rejected = [event_id for claim in claims for event_id, _ in claim.rejected]
             assert rejected == ["orphan"]
             assert (await store.backlog()).empty
-        finally:
-            await store.close()
 
     asyncio.run(scenario())
 
@@ -157,21 +167,16 @@ def test_a_row_marked_validated_that_is_not_is_validated_again(postgres_url: str
     setting it, an edit after enqueue) is checked and rejected, not trusted."""
 
     async def scenario() -> None:
-        store = PostgresStore(postgres_url)
-        try:
-            await store.migrate()
-            async with await psycopg.AsyncConnection.connect(postgres_url) as producer:
-                await producer.execute(
-                    "INSERT INTO events (event_id, user_id, kind, severity, title, body,"
-                    " validated) VALUES ('loud', 'ana', 'overload', 'loud', 'T', 'B', true),"
-                    " ('nobody', NULL, 'overload', 'watch', 'T', 'B', true),"
-                    " ('fine', 'ana', 'overload', 'watch', 'T', 'B', true)"
-                )
+        async with producer_rows(
+            postgres_url,
+            "INSERT INTO events (event_id, user_id, kind, severity, title, body,"
+            " validated) VALUES ('loud', 'ana', 'overload', 'loud', 'T', 'B', true),"
+            " ('nobody', NULL, 'overload', 'watch', 'T', 'B', true),"
+            " ('fine', 'ana', 'overload', 'watch', 'T', 'B', true)",
+        ) as store:
             claim = await store.decide_claimable("w", 10, partial(decide_with, policy=Policy()))
             assert sorted(event_id for event_id, _ in claim.rejected) == ["loud", "nobody"]
             assert [recorded.event_id for recorded in claim.recorded] == ["fine"]
             assert (await store.backlog()).empty
-        finally:
-            await store.close()
 
     asyncio.run(scenario())
