@@ -746,8 +746,17 @@ def run_postgres(server: str, processes: int, workload: Workload) -> Report:
             f"notified (user, kind) keys differ: {len(tidings_keys - naive_keys)} only in"
             f" tidings, {len(naive_keys - tidings_keys)} only in the naive loop"
         )
+    draining = tidings.seconds - max(idle.exits)
+    without_start = (
+        f"not in the ratios: without that fixed cost the drain took {draining:.2f} s,"
+        f" {len(workload.events) / draining:,.0f} events/s"
+        f" ({len(workload.events) / draining / naive.per_second:.2f}x naive)"
+        if draining > 0
+        else "not in the ratios: the fixed cost is most of the time at this size"
+    )
     notes = (
         *_runner_notes(processes, timed, idle),
+        without_start,
         f"raw insert: {rows_note}",
         f"notified (user, kind) keys: tidings and naive identical ({len(tidings_keys)});"
         " at most one notification per key",
