@@ -5,7 +5,7 @@ throughput. This script builds a realistic mix of inputs ahead of time (per-kind
 global and default preference layers; silent rows; unknown channel names; a share
 of cooldown hits), checks that ``core.decide`` and a hand-written plain-tuple version
 (strings, ints for severity ranks and microseconds, tuples out) agree on every input,
-then times both over the same inputs: best of three runs each.
+then times both over the same inputs: best of five runs each.
 
     .venv/bin/python bench/decide.py [--n 200000] [--seed 20240501]
 """
@@ -25,7 +25,7 @@ from returns.result import Result, Success
 from core import Channel, Event, Plan, Policy, Preference, Severity, Skip, decide
 
 TARGET_RATIO = 0.25
-REPEATS = 3
+REPEATS = 5
 POOL_SIZE = 20_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 KINDS = ("burnout_overload", "deadline_missed", "weekly_digest", "mention", "quota_warning")
