@@ -164,7 +164,7 @@ class MemoryStore:
             worker_id=worker_id,
             decide=decide,
             now=now,
-            lease_until=now + self._lease,
+            lease=self._lease,
             preferences=self._preferences,
             last_sent=self._last_sent,
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 from returns.result import Failure, Success
@@ -107,14 +107,14 @@ class BatchRecorder:
         worker_id: str,
         decide: DecideFn,
         now: datetime,
-        lease_until: datetime,
+        lease: timedelta,
         preferences: Mapping[Key, Preference],
         last_sent: dict[Key, datetime],
     ) -> None:
         self._worker_id = worker_id
         self._decide = decide
         self._now = now
-        self._lease_until = lease_until
+        self._lease_until = now + lease
         self._preferences = preferences
         self._last_sent = last_sent
         self.notifications: list[Notification] = []

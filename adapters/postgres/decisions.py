@@ -255,7 +255,7 @@ async def _decide_and_write(
         worker_id=worker_id,
         decide=decide,
         now=moment,
-        lease_until=moment + lease,
+        lease=lease,
         preferences={
             (r["user_id"], r["kind"]): rowmaps.preference(r, POSTGRES) for r in found_preferences
         },

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import sqlite3
 from collections.abc import Sequence
 
@@ -11,7 +10,6 @@ from adapters import rowmaps
 from adapters.recording import BatchRecorder, validate_rows
 from adapters.sqlite import decisions, rows
 from adapters.sqlite.connection import DUE, SqliteConnection
-from adapters.sqlite.group_commit import GroupCommit
 from adapters.sqlite.rows import SQLITE
 from core import Event
 from core.ports import DecideFn
@@ -23,9 +21,6 @@ from core.records import (
     RecordedEvent,
 )
 from core.validation import InvalidEvent, is_valid
-
-_Batch = tuple[str, Sequence[Event], DecideFn]
-"""One ``record_decisions`` call: worker id, events, decision function."""
 
 # The oldest claimable events: pending, or claimed under an expired lease. Two ordered
 # walks of the open-events index, each stopping at the limit, so a claim reads about
@@ -136,29 +131,7 @@ class IntakeTables(SqliteConnection):
     async def record_decisions(
         self, worker_id: str, events: Sequence[Event], decide: DecideFn
     ) -> Sequence[RecordedEvent]:
-        return await self._decisions.submit((worker_id, events, decide))
-
-    @functools.cached_property
-    def _decisions(self) -> GroupCommit[_Batch, list[RecordedEvent]]:
-        return GroupCommit(
-            lambda batches: self._call(self._write, lambda c: self._record_all(c, batches))
-        )
-
-    def _record_all(
-        self, connection: sqlite3.Connection, batches: Sequence[_Batch]
-    ) -> list[list[RecordedEvent]]:
-        """Batches from one dispatcher (same worker, same decision) are recorded as
-        one: their keys are disjoint or in arrival order, so each key's order holds."""
-        answers: list[list[RecordedEvent]] = [[] for _ in batches]
-        groups: dict[tuple[str, DecideFn], list[int]] = {}
-        for index, (worker_id, _, decide) in enumerate(batches):
-            groups.setdefault((worker_id, decide), []).append(index)
-        for (worker_id, decide), members in groups.items():
-            owner = {event.event_id: i for i in members for event in batches[i][1]}
-            events = [event for i in members for event in batches[i][1]]
-            for recorded in self._record(connection, worker_id, events, decide):
-                answers[owner[recorded.event_id]].append(recorded)
-        return answers
+        return await self._call(self._write, lambda c: self._record(c, worker_id, events, decide))
 
     def _record(
         self,
@@ -187,7 +160,7 @@ class IntakeTables(SqliteConnection):
             worker_id=worker_id,
             decide=decide,
             now=now,
-            lease_until=now + self._lease,
+            lease=self._lease,
             preferences=preferences,
             last_sent=last_sent,
         )
