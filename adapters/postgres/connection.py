@@ -63,7 +63,9 @@ class PostgresConnection:
             # session after a lease, and the events are claimable again.
             kwargs={
                 "autocommit": True,
-                "options": "-c idle_in_transaction_session_timeout="
+                # Short statements over a batch's rows: compiling them (JIT) costs
+                # more than running them.
+                "options": "-c jit=off -c idle_in_transaction_session_timeout="
                 f"{max(1, round(lease.total_seconds() * 1000))}",
             },
         )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from psycopg import AsyncConnection, AsyncCursor
@@ -41,7 +41,7 @@ def lock_key(user_id: str, kind: str) -> int:
 _LOCK = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k"
 # Fencing: only events still claimed by this worker, locked against re-claiming.
 _STILL_CLAIMED = (
-    "SELECT event_id FROM events WHERE event_id = ANY(%s) AND status = 'claimed'"
+    "SELECT seq, event_id FROM events WHERE event_id = ANY(%s) AND status = 'claimed'"
     " AND claimed_by = %s FOR UPDATE"
 )
 # Claimable events locked by this transaction: pending, or claimed under a lease
@@ -55,8 +55,12 @@ _CLAIM_LOCKED = (
     "  coalesce(user_id, '') || chr(31) || coalesce(kind, ''), 0) %% %(lanes)s) = %(lane)s)"
     " ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
 )
-_ORDERED_WALK = ("enable_seqscan", "enable_bitmapscan", "enable_sort")
-"""Planner settings turned off while claiming, leaving the index walk. Set and reset
+_INDEXED_ONLY = "; ".join(
+    f"SET LOCAL {setting} = off" for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort")
+)
+"""Planner settings for a deciding transaction, which touches a batch's rows and keys
+and nothing else: walk the indexes. Without them the planner, unable to estimate a
+lane filter or the rows of a JSON document, prefers reading the whole table. Set
 outside any pipeline: after a pipeline the server does not time out an idle session."""
 _REJECT = (
     "UPDATE events SET status = 'rejected', error = t.error,"
@@ -102,15 +106,16 @@ _DECIDE_EVENTS = (
     "UPDATE events e SET status = t.status, reason = t.reason, decision = t.decision::jsonb,"
     " explanation = t.explanation, decided_at = %s, notification_id = t.notification_id,"
     " claimed_by = NULL, lease_until = NULL"
-    " FROM json_to_recordset(%s::json) AS t(event_id text, status text, reason text,"
+    " FROM json_to_recordset(%s::json) AS t(seq bigint, status text, reason text,"
     " decision text, explanation text, notification_id text)"
-    " WHERE e.event_id = t.event_id"
+    " WHERE e.seq = t.seq"
 )
 
 
 async def _write(
     cursor: AsyncCursor[Row],
     recorder: BatchRecorder,
+    seq_of: Mapping[str, int],
     worker_id: str,
     now: datetime,
     lease: timedelta,
@@ -134,7 +139,7 @@ async def _write(
             {"now": now, "worker": worker_id, "lease": now + lease, "rows": json.dumps(deliveries)},
         )
     decided = [
-        {"event_id": e.event_id, "status": e.status.value,
+        {"seq": seq_of[e.event_id], "status": e.status.value,
          "reason": e.outcome.reason.value if isinstance(e.outcome, Skip) else None,
          "decision": e.decision_json, "explanation": e.explanation,
          "notification_id": e.notification_id}
@@ -157,6 +162,7 @@ async def record_batch(
 
     ``now`` is the injected clock's reading, or None to read the database clock.
     """
+    await connection.execute(_INDEXED_ONLY)
     return await _decide_and_write(
         connection, worker_id, events, decide, now=now, lease=lease, locked=None
     )
@@ -178,15 +184,11 @@ async def claim_and_decide(
     dies, the transaction and its locks go with it, and the events are simply
     claimable again."""
     cursor = connection.cursor(row_factory=dict_row)
-    # The planner cannot estimate the lane filter, and then prefers reading every open
-    # event (or the whole table) and sorting it to walking the open-events index in
-    # order until the batch is full: the walk is forced for this one statement.
-    await cursor.execute("; ".join(f"SET LOCAL {setting} = off" for setting in _ORDERED_WALK))
+    await cursor.execute(_INDEXED_ONLY)
     await cursor.execute(
         _CLAIM_LOCKED, {"limit": limit, "now": now, "lane": lane[0], "lanes": lane[1]}
     )
     found = await cursor.fetchall()
-    await cursor.execute("; ".join(f"RESET {setting}" for setting in _ORDERED_WALK))
     claimed = validate_rows(found)
     if claimed.rejected:
         await cursor.execute(
@@ -205,7 +207,7 @@ async def claim_and_decide(
             decide,
             now=now,
             lease=lease,
-            locked=set(claimed.row_of),
+            locked=claimed.row_of,
         )
         if claimed.events
         else []
@@ -224,10 +226,11 @@ async def _decide_and_write(
     *,
     now: datetime | None,
     lease: timedelta,
-    locked: set[str] | None,
+    locked: Mapping[str, int] | None,
 ) -> list[RecordedEvent]:
     """Serialise on the batch's keys, load its inputs, decide and write. ``locked``:
-    the event ids this transaction already holds; None to fence on the lease claim."""
+    the rows (event id to seq) this transaction already holds; None to fence on the
+    lease claim."""
     keys = {(event.user_id, event.kind) for event in events}
     wanted = json.dumps(list(keys))
     cursors = [connection.cursor(row_factory=dict_row) for _ in range(5)]
@@ -240,7 +243,11 @@ async def _decide_and_write(
         await locks.execute(_LOCK, (sorted({lock_key(user, kind) for user, kind in keys}),))
         await preferences.execute(_PREFERENCES, {"keys": wanted, "global": GLOBAL_KIND})
         await last_sent.execute(_LAST_SENT, {"keys": wanted})
-        mine = {row["event_id"] for row in await claimed.fetchall()} if locked is None else locked
+        mine = (
+            {row["event_id"]: row["seq"] for row in await claimed.fetchall()}
+            if locked is None
+            else locked
+        )
         found_preferences = await preferences.fetchall()
         found_last_sent = await last_sent.fetchall()
     # Outside the pipeline, so the server sees the session idle in its transaction
@@ -265,10 +272,10 @@ async def _decide_and_write(
             if r["last_sent_at"]
         },
     )
-    recorded = recorder.record_claimed(events, mine)
+    recorded = recorder.record_claimed(events, set(mine))
     if recorded:
         async with connection.pipeline():
             await _write(
-                connection.cursor(row_factory=dict_row), recorder, worker_id, moment, lease
+                connection.cursor(row_factory=dict_row), recorder, mine, worker_id, moment, lease
             )
     return recorded

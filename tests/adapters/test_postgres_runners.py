@@ -88,6 +88,19 @@ def scalar(url: str, sql: str) -> object:
     return row[0]
 
 
+def decided(url: str) -> int:
+    return int(str(scalar(url, "SELECT count(*) FROM events WHERE decided_at IS NOT NULL")))
+
+
+def wait_until_decided(url: str, count: int, timeout: float = 60) -> None:
+    """Return once ``count`` events are decided: the runners are then mid-drain,
+    however fast they start and go."""
+    deadline = time.monotonic() + timeout
+    while decided(url) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} events decided in {timeout} s"
+        time.sleep(0.01)
+
+
 def assert_drained(url: str, events: int, keys: int) -> None:
     with psycopg.connect(url) as connection:
         found = connection.execute("SELECT status, count(*) FROM events GROUP BY status")
@@ -119,9 +132,10 @@ def test_runners_killed_at_random_moments_lose_nothing(postgres_url: str, tmp_pa
     log = tmp_path / "runners.log"
     chance = random.Random(7)
 
-    for _ in range(4):
+    for round_ in range(4):
         runners = [start_runner(postgres_url, log, lease_seconds=1.0) for _ in range(2)]
-        time.sleep(chance.uniform(0.5, 2.0))
+        # Killed at a random point of each quarter of the drain.
+        wait_until_decided(postgres_url, int(len(events) * (round_ + chance.random()) / 5))
         for runner in runners:
             runner.send_signal(signal.SIGKILL)
             runner.wait()
@@ -143,8 +157,8 @@ def test_a_runner_survives_its_connections_being_cut(postgres_url: str, tmp_path
 
     runner = start_runner(postgres_url, log)
     with psycopg.connect(postgres_url.rpartition("/")[0] + "/postgres", autocommit=True) as admin:
-        for _ in range(3):
-            time.sleep(0.7)
+        for cut in range(3):
+            wait_until_decided(postgres_url, len(events) * (cut + 1) // 5)
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = %s AND pid <> pg_backend_pid()",
@@ -203,7 +217,7 @@ def test_a_runner_survives_a_postgresql_restart(postgres_url: str, tmp_path: Pat
     version = next(Path("/etc/postgresql").iterdir()).name
 
     runner = start_runner(postgres_url, log)
-    time.sleep(1.5)
+    wait_until_decided(postgres_url, 1)
     subprocess.run(
         ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
         check=True,
