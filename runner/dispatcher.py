@@ -294,8 +294,8 @@ class Dispatcher:
                     queue.task_done()
 
     def _note(self, recorded: Sequence[RecordedEvent], seconds: float) -> None:
+        self._observe.decided(recorded, seconds)
         for decision in recorded:
-            self._observe.decided(decision, seconds)
             for job in decision.jobs:
                 self._start_send(job)
 

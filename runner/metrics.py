@@ -8,6 +8,9 @@ event ids, addresses or URLs, which would explode the series count and leak data
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from core import Skip
@@ -96,18 +99,24 @@ class MetricsObserver:
     def rejected(self, event_id: str, error: InvalidEvent) -> None:
         self._rejected.inc()
 
-    def decided(self, recorded: RecordedEvent, seconds: float) -> None:
-        self._decision_seconds.observe(seconds)
-        if isinstance(recorded.outcome, Skip):
-            self._skipped.labels(reason=recorded.outcome.reason.value).inc()
-            return
-        self._notified.inc()
-        if Channel.IN_APP in recorded.outcome.channels:
-            # In-app delivery is the notification row itself: delivered when recorded,
-            # never sent, so it has no attempt and no send time.
-            self._deliveries.labels(
-                channel=Channel.IN_APP.value, outcome=DeliveryStatus.DELIVERED.value
-            ).inc()
+    def decided(self, batch: Sequence[RecordedEvent], seconds: float) -> None:
+        skipped: collections.Counter[str] = collections.Counter()
+        in_app = 0
+        for recorded in batch:
+            self._decision_seconds.observe(seconds)
+            outcome = recorded.outcome
+            if isinstance(outcome, Skip):
+                skipped[outcome.reason.value] += 1
+            elif Channel.IN_APP in outcome.channels:
+                in_app += 1
+        for reason, count in skipped.items():
+            self._skipped.labels(reason=reason).inc(count)
+        self._notified.inc(len(batch) - skipped.total())
+        # In-app delivery is the notification row itself: delivered when recorded,
+        # never sent, so it has no attempt and no send time.
+        self._deliveries.labels(
+            channel=Channel.IN_APP.value, outcome=DeliveryStatus.DELIVERED.value
+        ).inc(in_app)
 
     def attempted(
         self, job: DeliveryJob, outcome: ChannelOutcome, status: str, seconds: float

@@ -25,8 +25,9 @@ class DispatchObserver(Protocol):
 
     def rejected(self, event_id: str, error: InvalidEvent) -> None: ...
 
-    def decided(self, recorded: RecordedEvent, seconds: float) -> None:
-        """One decision recorded; ``seconds`` is its batch's load-decide-record time."""
+    def decided(self, batch: Sequence[RecordedEvent], seconds: float) -> None:
+        """A batch of decisions recorded, in order, in ``seconds`` (load, decide,
+        record): observed a batch at a time, as they are made."""
 
     def attempted(
         self, job: DeliveryJob, outcome: ChannelOutcome, status: str, seconds: float
@@ -62,13 +63,15 @@ class Tally:
     def rejected(self, event_id: str, error: InvalidEvent) -> None:
         self.rejected_count += 1
 
-    def decided(self, recorded: RecordedEvent, seconds: float) -> None:
-        if isinstance(recorded.outcome, Skip):
-            self.skipped[recorded.outcome.reason.value] += 1
-            return
-        self.notified += 1
-        if Channel.IN_APP in recorded.outcome.channels:
-            self.deliveries["in_app:delivered"] += 1
+    def decided(self, batch: Sequence[RecordedEvent], seconds: float) -> None:
+        for recorded in batch:
+            outcome = recorded.outcome
+            if isinstance(outcome, Skip):
+                self.skipped[outcome.reason.value] += 1
+                continue
+            self.notified += 1
+            if Channel.IN_APP in outcome.channels:
+                self.deliveries["in_app:delivered"] += 1
 
     def attempted(
         self, job: DeliveryJob, outcome: ChannelOutcome, status: str, seconds: float
@@ -101,9 +104,9 @@ class Observers:
         for member in self.members:
             member.rejected(event_id, error)
 
-    def decided(self, recorded: RecordedEvent, seconds: float) -> None:
+    def decided(self, batch: Sequence[RecordedEvent], seconds: float) -> None:
         for member in self.members:
-            member.decided(recorded, seconds)
+            member.decided(batch, seconds)
 
     def attempted(
         self, job: DeliveryJob, outcome: ChannelOutcome, status: str, seconds: float

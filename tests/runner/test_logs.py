@@ -103,3 +103,23 @@ def test_every_line_is_json_whatever_the_values(captured: io.StringIO) -> None:
     assert odd["level"] == 'notice "x"'
     assert (odd["latency_ms"], odd["attempt"]) == ("nan", "inf")
     assert (types["error"], types["in_hand"]) == ("bad\nline", True)
+
+
+@pytest.mark.parametrize("json_lines", [True, False])
+def test_a_batch_record_is_written_one_line_per_decision(
+    captured: io.StringIO, json_lines: bool
+) -> None:
+    configure_logging(captured, json_lines=json_lines)
+    logging.getLogger("tidings.test").info(
+        "decision",
+        extra={"lines": [{"event_id": "e1", "outcome": "notified"},
+                         {"event_id": "e2", "outcome": "skipped", "secret": SECRET}]},
+    )  # fmt: skip
+    first, second = captured.getvalue().splitlines()
+    if json_lines:
+        assert json.loads(first)["event_id"] == "e1"
+        assert json.loads(second)["outcome"] == "skipped"
+    else:
+        assert first.endswith("decision event_id=e1 outcome=notified")
+        assert second.endswith("decision event_id=e2 outcome=skipped")
+    assert SECRET not in captured.getvalue()
