@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from adapters.channels.email import EmailSender, SmtpConfig
+from adapters.channels.email import EmailSender
+from adapters.channels.smtp_config import SmtpConfig
 from adapters.memory import MemoryStore
 from adapters.sqlite import SqliteStore
 from core import Channel, Event, Preference, Severity

@@ -25,10 +25,8 @@ from core.records import DeliveryStatus, Recipient
 from runner.clock import system_clock
 from runner.config import ConfigError, Settings, load_policy, redacted
 from runner.dispatcher import Dispatcher
-from runner.health import LOOPBACK, serve_health
 from runner.intake import RejectedLine, read_event_lines
 from runner.logs import LogObserver
-from runner.metrics import MetricsObserver
 from runner.observers import DispatchObserver, DispatchSummary
 from runner.output import notification_json, table, to_json
 from runner.recipients import recipient_problems
@@ -120,8 +118,15 @@ async def send(args: argparse.Namespace, store: Store, settings: Settings) -> in
 
 async def run(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    metrics = MetricsObserver() if args.metrics_port is not None else None
-    observers: list[DispatchObserver] = [LogObserver(), *([metrics] if metrics else [])]
+    observers: list[DispatchObserver] = [LogObserver()]
+    metrics = None
+    if args.metrics_port is not None:
+        # Prometheus' client loads only in runners that serve metrics.
+        from runner.health import LOOPBACK, serve_health
+        from runner.metrics import MetricsObserver
+
+        metrics = MetricsObserver()
+        observers.append(metrics)
     async with channel_senders(store, settings) as senders, contextlib.AsyncExitStack() as stack:
         dispatcher = Dispatcher(
             store,

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import attrs
 
 from adapters.channels.addresses import IPNetwork, parse_allowed_networks
-from adapters.channels.email import SmtpConfig, smtp_config_from_environment
+from adapters.channels.smtp_config import SmtpConfig, smtp_config_from_environment
 from core import Channel, Policy, Severity
 from core.records import DEFAULT_LEASE
 from runner.dispatcher import DispatchOptions

@@ -92,8 +92,7 @@ class Readable(logging.Formatter):
         stamp = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
         head = f"{stamp} {record.levelname.lower():7} {record.getMessage()}"
         text = "\n".join(
-            f"{head} {' '.join(f'{name}={fields[name]}' for name in _FIELDS if name in fields)}"
-            .rstrip()
+            f"{head} {' '.join(f'{name}={fields[name]}' for name in _FIELDS if name in fields)}".rstrip()
             for fields in _each_line(record)
         )
         if record.exc_info:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from adapters.channels.webhook import WebhookSender
 
 _IN_APP = UnconfiguredSender("in-app is delivered when recorded")
+_SMTP_NOT_CONFIGURED = UnconfiguredSender("smtp not configured")
 
 
 class _WebhookOnFirstSend:
@@ -54,16 +55,15 @@ async def channel_senders(
     store: Store, settings: Settings
 ) -> AsyncIterator[Mapping[Channel, ChannelSender]]:
     """The configured senders, closed (idle connections dropped) on the way out.
-    Their HTTP and SMTP libraries load here, only in processes that deliver."""
-    from adapters.channels.email import EmailSender
-
+    Their HTTP and SMTP libraries load only in processes that use them."""
     webhook = _WebhookOnFirstSend(store, settings)
+    email: ChannelSender = _SMTP_NOT_CONFIGURED
+    if settings.smtp is not None:
+        from adapters.channels.email import EmailSender
+
+        email = EmailSender(settings.smtp, store, clock=system_clock)
     try:
-        yield {
-            Channel.IN_APP: _IN_APP,
-            Channel.EMAIL: EmailSender(settings.smtp, store, clock=system_clock),
-            Channel.WEBHOOK: webhook,
-        }
+        yield {Channel.IN_APP: _IN_APP, Channel.EMAIL: email, Channel.WEBHOOK: webhook}
     finally:
         await webhook.aclose()
 

@@ -55,8 +55,8 @@ _CLAIM_LOCKED = (
     "  coalesce(user_id, '') || chr(31) || coalesce(kind, ''), 0) %% %(lanes)s) = %(lane)s)"
     " ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
 )
-_INDEXED_ONLY = "; ".join(
-    f"SET LOCAL {setting} = off" for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort")
+_INDEXED_ONLY = (
+    "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off"
 )
 """Planner settings for a deciding transaction, which touches a batch's rows and keys
 and nothing else: walk the indexes. Without them the planner, unable to estimate a
@@ -115,6 +115,7 @@ _DECIDE_EVENTS = (
 async def _write(
     cursor: AsyncCursor[Row],
     recorder: BatchRecorder,
+    *,
     seq_of: Mapping[str, int],
     worker_id: str,
     now: datetime,
@@ -276,6 +277,11 @@ async def _decide_and_write(
     if recorded:
         async with connection.pipeline():
             await _write(
-                connection.cursor(row_factory=dict_row), recorder, mine, worker_id, moment, lease
+                connection.cursor(row_factory=dict_row),
+                recorder,
+                seq_of=mine,
+                worker_id=worker_id,
+                now=moment,
+                lease=lease,
             )
     return recorded

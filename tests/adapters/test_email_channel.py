@@ -22,7 +22,8 @@ import pytest
 import trustme
 from aiosmtpd.smtp import AuthResult
 
-from adapters.channels.email import EmailSender, SmtpConfig, smtp_config_from_environment
+from adapters.channels.email import EmailSender
+from adapters.channels.smtp_config import SmtpConfig, smtp_config_from_environment
 from adapters.channels.unconfigured import UnconfiguredSender
 from adapters.memory import MemoryStore
 from core import Channel, Event, Preference, Severity
