@@ -92,7 +92,7 @@ class Readable(logging.Formatter):
         stamp = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
         head = f"{stamp} {record.levelname.lower():7} {record.getMessage()}"
         text = "\n".join(
-            f"{head} {' '.join(f'{name}={fields[name]}' for name in _FIELDS if name in fields)}".rstrip()
+            " ".join((head, *(f"{name}={fields[name]}" for name in _FIELDS if name in fields)))
             for fields in _each_line(record)
         )
         if record.exc_info:

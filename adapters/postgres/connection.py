@@ -70,6 +70,8 @@ class PostgresConnection:
             },
         )
         self._opened = False
+        # Where each (lane, lane count) of this runner resumes claiming (see intake).
+        self._lane_positions: dict[tuple[int, int], int] = {}
         self._listener: AsyncConnection[tuple[object, ...]] | None = None
 
     @asynccontextmanager

@@ -49,7 +49,8 @@ _STILL_CLAIMED = (
 # A lane is a fixed share of the (user, kind) keys: their hash modulo the lane count.
 _CLAIM_LOCKED = (
     "SELECT seq, event_id, user_id, kind, severity, title, body, payload_json, validated"
-    " FROM events WHERE status IN ('pending', 'claimed') AND (status = 'pending'"
+    " FROM events WHERE seq > %(after)s AND status IN ('pending', 'claimed')"
+    " AND (status = 'pending'"
     "  OR lease_until <= coalesce(%(now)s::timestamptz, clock_timestamp()))"
     " AND (%(lanes)s = 1 OR abs(hashtextextended("
     "  coalesce(user_id, '') || chr(31) || coalesce(kind, ''), 0) %% %(lanes)s) = %(lane)s)"
@@ -178,16 +179,18 @@ async def claim_and_decide(
     now: datetime | None,
     lease: timedelta,
     lane: tuple[int, int] = (0, 1),
-) -> DecidedClaim:
+    after: int = 0,
+) -> tuple[DecidedClaim, int | None]:
     """Lock up to ``limit`` claimable events (``SKIP LOCKED``: other runners take
-    others) among ``lane`` (index, count) of the keys, reject the invalid ones and
-    decide and record the rest, all inside the caller's transaction: if the runner
-    dies, the transaction and its locks go with it, and the events are simply
-    claimable again."""
+    others) past seq ``after`` among ``lane`` (index, count) of the keys, reject the
+    invalid ones and decide and record the rest, all inside the caller's transaction:
+    if the runner dies, the transaction and its locks go with it, and the events are
+    simply claimable again. Returns the claim and the last seq it took, if any."""
     cursor = connection.cursor(row_factory=dict_row)
     await cursor.execute(_INDEXED_ONLY)
     await cursor.execute(
-        _CLAIM_LOCKED, {"limit": limit, "now": now, "lane": lane[0], "lanes": lane[1]}
+        _CLAIM_LOCKED,
+        {"limit": limit, "now": now, "lane": lane[0], "lanes": lane[1], "after": after},
     )
     found = await cursor.fetchall()
     claimed = validate_rows(found)
@@ -213,10 +216,11 @@ async def claim_and_decide(
         if claimed.events
         else []
     )
-    return DecidedClaim(
+    decided = DecidedClaim(
         recorded=tuple(recorded),
         rejected=tuple((event_id, error) for _, event_id, error in claimed.rejected),
     )
+    return decided, found[-1]["seq"] if found else None
 
 
 async def _decide_and_write(
