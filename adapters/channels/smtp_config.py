@@ -12,8 +12,6 @@ from typing import Literal
 
 import attrs
 
-from adapters.channels.email_message import checked_address
-
 TlsMode = Literal["implicit", "starttls", "none"]
 TLS_MODES: tuple[TlsMode, ...] = ("implicit", "starttls", "none")
 STARTTLS_PORT = 587
@@ -80,6 +78,9 @@ def _tls_mode(text: str, port: int) -> TlsMode:
 def _from_address(text: str) -> str:
     if not text:
         raise ValueError("SMTP_FROM_ADDRESS: required when SMTP_HOST is set")
+    # Python's email package loads only where SMTP is configured.
+    from adapters.channels.email_message import checked_address
+
     address = checked_address(text)
     if address is None:
         raise ValueError(f"SMTP_FROM_ADDRESS: not a single email address: {text!r}")
