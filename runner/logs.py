@@ -34,6 +34,8 @@ log = logging.getLogger("tidings.dispatch")
 
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode
+_ENCODE_TEXT = json.encoder.encode_basestring
+"""What ``_ENCODE`` does with a string, without its dispatch on the value's type."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -44,9 +46,11 @@ def _millisecond(stamp: int) -> str:
 
 def _json(value: object) -> str:
     """One JSON value; the common field types skip the general encoder."""
+    kind = type(value)
+    if kind is str:
+        return _ENCODE_TEXT(value)  # type: ignore[arg-type]
     if value is None:
         return "null"
-    kind = type(value)
     if kind is bool:
         return "true" if value else "false"
     if kind is int:

@@ -15,7 +15,7 @@ another, each table written by one statement over arrays.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -27,18 +27,18 @@ from adapters import rowmaps
 from adapters.postgres.rows import POSTGRES, Row
 from adapters.recording import BatchRecorder, validate_rows
 from core import GLOBAL_KIND, Event
-from core.decision import Skip
+from core.decision import Plan, Skip
 from core.ports import DecideFn
 from core.records import DecidedClaim, RecordedEvent
 
-
-def lock_key(user_id: str, kind: str) -> int:
-    """A stable signed 64-bit advisory lock key for one (user, kind)."""
-    digest = hashlib.blake2b(f"{user_id}\x1f{kind}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-_LOCK = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k"
+# The batch's (user, kind) keys travel as one JSON array of pairs.
+_KEYS = "SELECT e->>0 AS u, e->>1 AS k FROM json_array_elements(%(keys)s::json) AS e"
+# One lock per key, taken in sorted order. The key is a 64-bit hash of user and kind
+# (a collision only serialises two keys that need not be).
+_LOCK = (
+    "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT"
+    f" hashtextextended(u || chr(31) || k, 0) AS k FROM ({_KEYS}) AS t ORDER BY k) AS sorted"
+)
 # Fencing: only events still claimed by this worker, locked against re-claiming.
 _STILL_CLAIMED = (
     "SELECT seq, event_id FROM events WHERE event_id = ANY(%s) AND status = 'claimed'"
@@ -69,8 +69,6 @@ _REJECT = (
     " claimed_by = NULL, lease_until = NULL"
     " FROM unnest(%s::bigint[], %s::text[]) AS t(seq, error) WHERE events.seq = t.seq"
 )
-# The batch's (user, kind) keys travel as one JSON array of pairs.
-_KEYS = "SELECT e->>0 AS u, e->>1 AS k FROM json_array_elements(%(keys)s::json) AS e"
 _PREFERENCES = (
     f"WITH wanted_keys AS ({_KEYS})"
     " SELECT p.user_id, p.kind, p.channels, p.min_severity FROM notification_preferences p"
@@ -140,14 +138,30 @@ async def _write(
             _INSERT_DELIVERIES,
             {"now": now, "worker": worker_id, "lease": now + lease, "rows": json.dumps(deliveries)},
         )
-    decided = [
-        {"seq": seq_of[e.event_id], "status": e.status.value,
-         "reason": e.outcome.reason.value if isinstance(e.outcome, Skip) else None,
-         "decision": e.decision_json, "explanation": e.explanation,
-         "notification_id": e.notification_id}
+    decided = ",".join(
+        f'{{"seq":{seq_of[e.event_id]},"status":"{e.status.value}",'
+        f"{_outcome_members(_reason(e.outcome), e.decision_json, e.explanation)},"
+        f'"notification_id":{_json_or_null(e.notification_id)}}}'
         for e in recorder.events
-    ]  # fmt: skip
-    await cursor.execute(_DECIDE_EVENTS, (now, json.dumps(decided)))
+    )
+    await cursor.execute(_DECIDE_EVENTS, (now, f"[{decided}]"))
+
+
+def _json_or_null(text: str | None) -> str:
+    return "null" if text is None else json.dumps(text)
+
+
+def _reason(outcome: Plan | Skip) -> str | None:
+    return outcome.reason.value if isinstance(outcome, Skip) else None
+
+
+@functools.lru_cache(maxsize=16384)
+def _outcome_members(reason: str | None, decision_json: str, explanation: str) -> str:
+    """An outcome's columns as JSON object members, encoded once per distinct outcome:
+    a batch's events share a few, whose texts are the same strings (``decision_texts``),
+    so the lookup hashes nothing anew."""
+    members = {"reason": reason, "decision": decision_json, "explanation": explanation}
+    return json.dumps(members)[1:-1]
 
 
 async def record_batch(
@@ -245,7 +259,7 @@ async def _decide_and_write(
         # on each other in a cycle.
         if locked is None:
             await claimed.execute(_STILL_CLAIMED, ([e.event_id for e in events], worker_id))
-        await locks.execute(_LOCK, (sorted({lock_key(user, kind) for user, kind in keys}),))
+        await locks.execute(_LOCK, {"keys": wanted})
         await preferences.execute(_PREFERENCES, {"keys": wanted, "global": GLOBAL_KIND})
         await last_sent.execute(_LAST_SENT, {"keys": wanted})
         mine = (
