@@ -194,12 +194,13 @@ async def claim_and_decide(
     lease: timedelta,
     lane: tuple[int, int] = (0, 1),
     after: int = 0,
-) -> tuple[DecidedClaim, int | None]:
+) -> tuple[DecidedClaim, int]:
     """Lock up to ``limit`` claimable events (``SKIP LOCKED``: other runners take
     others) past seq ``after`` among ``lane`` (index, count) of the keys, reject the
     invalid ones and decide and record the rest, all inside the caller's transaction:
     if the runner dies, the transaction and its locks go with it, and the events are
-    simply claimable again. Returns the claim and the last seq it took, if any."""
+    simply claimable again. Returns the claim and where the lane's next claim should
+    resume: after the last seq taken while batches come full, else from the start."""
     cursor = connection.cursor(row_factory=dict_row)
     await cursor.execute(_INDEXED_ONLY)
     await cursor.execute(
@@ -234,7 +235,7 @@ async def claim_and_decide(
         recorded=tuple(recorded),
         rejected=tuple((event_id, error) for _, event_id, error in claimed.rejected),
     )
-    return decided, found[-1]["seq"] if found else None
+    return decided, found[-1]["seq"] if len(found) == limit else 0
 
 
 async def _decide_and_write(

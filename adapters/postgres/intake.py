@@ -143,22 +143,23 @@ class IntakeTables(PostgresConnection):
     async def decide_claimable(
         self, worker_id: str, limit: int, decide: DecideFn, *, lane: int = 0, lanes: int = 1
     ) -> DecidedClaim:
-        """Each lane goes on from the last event it took, so a claim does not walk
-        again over what is decided (whose index entries linger until vacuum) or over
-        the work ahead of it; only when nothing is left past that point does it start
-        again from the beginning, for events stored or released behind it since."""
+        """While its batches come full, each lane goes on from the last event it took,
+        so a claim does not walk again over what it and the other lanes decided (whose
+        index entries linger until vacuum). Once a batch comes short the lane has
+        caught up, and its next claim starts from the beginning again, for events stored
+        or released behind it since (a rolled-back batch, a late-committing producer)."""
         if not 0 <= lane < lanes <= self.max_lanes:
             raise ValueError(f"lane {lane} of {lanes} (at most {self.max_lanes} lanes)")
         after = self._lane_positions.get((lane, lanes), 0)
-        claim, last = await self._decide_past(worker_id, limit, decide, (lane, lanes), after)
-        if last is None and after:
-            claim, last = await self._decide_past(worker_id, limit, decide, (lane, lanes), 0)
-        self._lane_positions[lane, lanes] = last or 0
+        claim, resume = await self._decide_past(worker_id, limit, decide, (lane, lanes), after)
+        if after and not (claim.recorded or claim.rejected):
+            claim, resume = await self._decide_past(worker_id, limit, decide, (lane, lanes), 0)
+        self._lane_positions[lane, lanes] = resume
         return claim
 
     async def _decide_past(
         self, worker_id: str, limit: int, decide: DecideFn, lane: tuple[int, int], after: int
-    ) -> tuple[DecidedClaim, int | None]:
+    ) -> tuple[DecidedClaim, int]:
         async with self._connection() as connection:
             now = self._clock() if self._clock is not None else None
             return await claim_and_decide(

@@ -98,6 +98,8 @@ def test_an_invalid_stored_event_is_rejected_alone(
 def test_live_claims_are_left_alone_and_expired_ones_taken_over(
     deciding_store: Store, loop: asyncio.Runner, clock: FakeClock
 ) -> None:
+    """The expired claim lies behind what the lane took last: a store that resumes
+    where its last batch ended must still go round again for it."""
     store = deciding_store
 
     async def scenario() -> None:
@@ -110,6 +112,26 @@ def test_live_claims_are_left_alone_and_expired_ones_taken_over(
         assert [r.event_id for r in (await decide(store)).recorded] == ["held"]
         # The worker whose lease expired is fenced out.
         assert await store.record_decisions(W2, [held], DECIDE) == []
+        assert (await store.backlog()).empty
+
+    loop.run(scenario())
+
+
+def test_an_expired_claim_behind_a_full_batch_is_taken_over(
+    deciding_store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    """A full batch that ends at the newest event: the next claim finds nothing past
+    it, and must still go back for the older event whose lease expired meanwhile."""
+    store = deciding_store
+
+    async def scenario() -> None:
+        await store.enqueue(
+            [make_event("held"), make_event("a", kind="k2"), make_event("b", kind="k3")]
+        )
+        await claim(store, W2, limit=1)
+        assert [r.event_id for r in (await decide(store, limit=2)).recorded] == ["a", "b"]
+        clock.advance(LEASE)
+        assert [r.event_id for r in (await decide(store, limit=2)).recorded] == ["held"]
         assert (await store.backlog()).empty
 
     loop.run(scenario())

@@ -57,10 +57,12 @@ def prepare(url: str, events: list[Event], email_users: int = 0) -> None:
 
 
 def start_runner(url: str, log: Path, lease_seconds: float = 2.0) -> subprocess.Popen[bytes]:
+    # Small batches: many transactions for a kill or a cut to land in the middle of.
     env = {
         **os.environ,
         "TIDINGS_LEASE_SECONDS": str(lease_seconds),
         "TIDINGS_POLL_INTERVAL": "0.2",
+        "TIDINGS_BATCH_SIZE": "100",
     }
     with log.open("ab") as sink:
         return subprocess.Popen(
