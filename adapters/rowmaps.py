@@ -55,17 +55,27 @@ def validated_event(row: RowLike) -> Event | None:
     """An event row that passed validation when it was stored, as the event; None if
     the row says so but cannot be (edited since, or marked by someone else), so it is
     validated again instead of stopping the claim."""
-    texts = (row["event_id"], row["user_id"], row["kind"], row["title"], row["body"])
-    if row["severity"] not in _SEVERITIES or not all(isinstance(text, str) for text in texts):
+    event_id, user_id, kind = row["event_id"], row["user_id"], row["kind"]
+    title, body, payload_json = row["title"], row["body"], row["payload_json"]
+    severity = _SEVERITIES.get(row["severity"])
+    texts_are_text = (
+        type(event_id) is str
+        and type(user_id) is str
+        and type(kind) is str
+        and type(title) is str
+        and type(body) is str
+        and (payload_json is None or type(payload_json) is str)
+    )
+    if severity is None or not texts_are_text:
         return None
     return Event(
-        event_id=row["event_id"],
-        user_id=row["user_id"],
-        kind=row["kind"],
-        severity=_SEVERITIES[row["severity"]],
-        title=row["title"],
-        body=row["body"],
-        payload_json=row["payload_json"],
+        event_id=event_id,
+        user_id=user_id,
+        kind=kind,
+        severity=severity,
+        title=title,
+        body=body,
+        payload_json=payload_json,
     )
 
 
