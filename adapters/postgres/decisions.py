@@ -15,7 +15,6 @@ another, each table written by one statement over arrays.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,7 @@ from adapters import rowmaps
 from adapters.postgres.rows import POSTGRES, Row
 from adapters.recording import BatchRecorder, validate_rows
 from core import GLOBAL_KIND, Event
-from core.decision import Plan, Skip
+from core.decision import Skip
 from core.ports import DecideFn
 from core.records import DecidedClaim, RecordedEvent
 
@@ -101,13 +100,19 @@ _INSERT_DELIVERIES = (
     " FROM json_to_recordset(%(rows)s::json)"
     " AS t(id text, notification_id text, channel text, status text, attempts int)"
 )
+# A batch's events share a few outcomes (a key's cooldown skips repeat one; the
+# timeless skips are shared by all): each distinct outcome's texts travel, are parsed
+# and are made jsonb once, and the events name theirs by position.
 _DECIDE_EVENTS = (
-    "UPDATE events e SET status = t.status, reason = t.reason, decision = t.decision::jsonb,"
-    " explanation = t.explanation, decided_at = %s, notification_id = t.notification_id,"
-    " claimed_by = NULL, lease_until = NULL"
-    " FROM json_to_recordset(%s::json) AS t(seq bigint, status text, reason text,"
-    " decision text, explanation text, notification_id text)"
-    " WHERE e.seq = t.seq"
+    "WITH outcome AS MATERIALIZED (SELECT n - 1 AS i, o->>'reason' AS reason,"
+    "  (o->>'decision')::jsonb AS decision, o->>'explanation' AS explanation"
+    "  FROM json_array_elements(%(outcomes)s::json) WITH ORDINALITY AS t(o, n))"
+    " UPDATE events e SET status = r.status, reason = outcome.reason,"
+    " decision = outcome.decision, explanation = outcome.explanation, decided_at = %(now)s,"
+    " notification_id = r.notification_id, claimed_by = NULL, lease_until = NULL"
+    " FROM json_to_recordset(%(rows)s::json)"
+    "  AS r(seq bigint, status text, outcome int, notification_id text)"
+    " JOIN outcome ON outcome.i = r.outcome WHERE e.seq = r.seq"
 )
 
 
@@ -138,30 +143,32 @@ async def _write(
             _INSERT_DELIVERIES,
             {"now": now, "worker": worker_id, "lease": now + lease, "rows": json.dumps(deliveries)},
         )
-    decided = ",".join(
-        f'{{"seq":{seq_of[e.event_id]},"status":"{e.status.value}",'
-        f"{_outcome_members(_reason(e.outcome), e.decision_json, e.explanation)},"
-        f'"notification_id":{_json_or_null(e.notification_id)}}}'
-        for e in recorder.events
-    )
-    await cursor.execute(_DECIDE_EVENTS, (now, f"[{decided}]"))
+    await cursor.execute(_DECIDE_EVENTS, {"now": now, **_decided_documents(recorder, seq_of)})
 
 
-def _json_or_null(text: str | None) -> str:
-    return "null" if text is None else json.dumps(text)
-
-
-def _reason(outcome: Plan | Skip) -> str | None:
-    return outcome.reason.value if isinstance(outcome, Skip) else None
-
-
-@functools.lru_cache(maxsize=16384)
-def _outcome_members(reason: str | None, decision_json: str, explanation: str) -> str:
-    """An outcome's columns as JSON object members, encoded once per distinct outcome:
-    a batch's events share a few, whose texts are the same strings (``decision_texts``),
-    so the lookup hashes nothing anew."""
-    members = {"reason": reason, "decision": decision_json, "explanation": explanation}
-    return json.dumps(members)[1:-1]
+def _decided_documents(recorder: BatchRecorder, seq_of: Mapping[str, int]) -> dict[str, str]:
+    """The batch's distinct outcomes and its events (each naming its outcome by
+    position), as the two JSON documents ``_DECIDE_EVENTS`` reads."""
+    position: dict[tuple[str, str], int] = {}
+    outcomes: list[str] = []
+    rows: list[str] = []
+    for e in recorder.events:
+        # The texts come from ``decision_texts``: the same strings for the same outcome,
+        # whose hashes are computed once.
+        texts = (e.decision_json, e.explanation)
+        index = position.get(texts)
+        if index is None:
+            index = position[texts] = len(outcomes)
+            reason = e.outcome.reason.value if isinstance(e.outcome, Skip) else None
+            outcomes.append(
+                json.dumps({"reason": reason, "decision": texts[0], "explanation": texts[1]})
+            )
+        notification_id = "null" if e.notification_id is None else json.dumps(e.notification_id)
+        rows.append(
+            f'{{"seq":{seq_of[e.event_id]},"status":"{e.status.value}",'
+            f'"outcome":{index},"notification_id":{notification_id}}}'
+        )
+    return {"outcomes": f"[{','.join(outcomes)}]", "rows": f"[{','.join(rows)}]"}
 
 
 async def record_batch(
