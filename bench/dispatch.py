@@ -13,13 +13,15 @@ runner subprocesses, as deployed), so the ratio is fair:
   own commit, over an in-memory list.
 
 Run as ``.venv/bin/python bench/dispatch.py [--events N] [--keys K] [--database sqlite]``.
-Each kind of store has its own pair of functions. On SQLite both runs are repeated
-(``--repeat``, default 5, alternating, fresh files each round) and the fastest of each
-side is reported with every round's time: this shared 2-core machine is noisy.
+Each kind of store has its own pair of functions. Every run is repeated (``--repeat``,
+default 5 on SQLite and 3 on PostgreSQL, alternating, fresh files or databases each
+round) and the fastest of each side is reported with every round's time and the
+ratios of the medians: this shared 2-core machine is noisy, and the yardsticks (the
+naive loop's round trips, the raw insert) swing as much as tidings does.
 
 PostgreSQL: ``--database postgresql://USER@HOST:PORT/DB [--processes P]`` names a
 server (the database in the URL is only used to connect; nothing in it is touched).
-The script creates three fresh databases (``tidings_bench_<hex>_*``) and drops them
+The script creates three fresh databases a round (``tidings_bench_<hex>_*``) and drops them
 ``WITH (FORCE)`` when it ends, whatever happens. In-app channel only:
 
 - tidings: ``PostgresStore.migrate()``, the workload's preferences, the events
@@ -738,26 +740,50 @@ def _runner_notes(processes: int, timed: RunnerRun, idle: RunnerRun) -> tuple[st
     )
 
 
-def run_postgres(server: str, processes: int, workload: Workload) -> Report:
-    try:
-        with (
-            tempfile.TemporaryDirectory(prefix="tidings-bench-") as folder,
-            _fresh_databases(server) as create,
-        ):
-            tidings, enqueue_seconds, tidings_keys, timed, idle = bench_tidings_postgres(
-                workload, create("tidings"), processes, Path(folder)
-            )
-            naive, naive_keys = bench_naive_postgres(workload, create("naive"))
-            rows, rows_note = _raw_rows(workload, tidings.notified)
-            raw = bench_raw_insert_postgres(workload, create("raw"), rows)
-    except psycopg.Error as error:
-        raise BenchError(f"PostgreSQL: {error}") from error
+@attrs.frozen(kw_only=True)
+class _PostgresRound:
+    tidings: Measurement
+    enqueue_seconds: float
+    timed: RunnerRun
+    idle: RunnerRun
+    naive: Measurement
+    raw: Measurement
+    raw_note: str
+    keys: set[Key]
+
+
+def _postgres_round(
+    workload: Workload, processes: int, create: Callable[[str], str], label: str
+) -> _PostgresRound:
+    with tempfile.TemporaryDirectory(prefix="tidings-bench-") as folder:
+        tidings, enqueue_seconds, tidings_keys, timed, idle = bench_tidings_postgres(
+            workload, create(f"tidings{label}"), processes, Path(folder)
+        )
+    naive, naive_keys = bench_naive_postgres(workload, create(f"naive{label}"))
+    rows, raw_note = _raw_rows(workload, tidings.notified)
+    raw = bench_raw_insert_postgres(workload, create(f"raw{label}"), rows)
     if tidings_keys != naive_keys:
         raise BenchError(
             f"notified (user, kind) keys differ: {len(tidings_keys - naive_keys)} only in"
             f" tidings, {len(naive_keys - tidings_keys)} only in the naive loop"
         )
-    draining = tidings.seconds - max(idle.exits)
+    return _PostgresRound(
+        tidings=tidings, enqueue_seconds=enqueue_seconds, timed=timed, idle=idle,
+        naive=naive, raw=raw, raw_note=raw_note, keys=tidings_keys,
+    )  # fmt: skip
+
+
+def run_postgres(server: str, processes: int, workload: Workload, repeat: int = 1) -> Report:
+    """``repeat`` rounds of the three runs, each on fresh databases; the fastest of
+    each is reported with every round's time, as on SQLite."""
+    try:
+        with _fresh_databases(server) as create:
+            rounds = [_postgres_round(workload, processes, create, str(n)) for n in range(repeat)]
+    except psycopg.Error as error:
+        raise BenchError(f"PostgreSQL: {error}") from error
+    fastest = min(rounds, key=lambda r: r.tidings.seconds)
+    naive = _fastest([r.naive for r in rounds])
+    draining = fastest.tidings.seconds - max(fastest.idle.exits)
     without_start = (
         f"not in the ratios: without that fixed cost the drain took {draining:.2f} s,"
         f" {len(workload.events) / draining:,.0f} events/s"
@@ -766,14 +792,30 @@ def run_postgres(server: str, processes: int, workload: Workload) -> Report:
         else "not in the ratios: the fixed cost is most of the time at this size"
     )
     notes = (
-        *_runner_notes(processes, timed, idle),
+        *_runner_notes(processes, fastest.timed, fastest.idle),
         without_start,
-        f"raw insert: {rows_note}",
-        f"notified (user, kind) keys: tidings and naive identical ({len(tidings_keys)});"
+        f"raw insert: {fastest.raw_note}",
+        f"notified (user, kind) keys: tidings and naive identical ({len(fastest.keys)});"
         " at most one notification per key",
     )
+    if repeat > 1:
+        medians = [statistics.median(run.seconds for run in side) for side in zip(
+            *((r.tidings, r.naive, r.raw) for r in rounds), strict=True
+        )]  # fmt: skip
+        notes = (
+            f"fastest of {repeat} rounds; all seconds: tidings"
+            f" {_seconds_list([r.tidings for r in rounds])}; naive"
+            f" {_seconds_list([r.naive for r in rounds])}; raw insert"
+            f" {_seconds_list([r.raw for r in rounds])}; ratios of the medians:"
+            f" {medians[1] / medians[0]:.2f} naive, {medians[2] / medians[0]:.2f} raw insert",
+            *notes,
+        )
     return Report(
-        tidings=tidings, naive=naive, enqueue_seconds=enqueue_seconds, raw=raw, notes=notes
+        tidings=fastest.tidings,
+        naive=naive,
+        enqueue_seconds=min(r.enqueue_seconds for r in rounds),
+        raw=_fastest([r.raw for r in rounds]),
+        notes=notes,
     )
 
 
@@ -791,7 +833,7 @@ def store_runner(
     if database == "sqlite":
         return functools.partial(run_sqlite, repeat=repeat)
     if is_postgres(database):
-        return functools.partial(run_postgres, database, processes)
+        return functools.partial(run_postgres, database, processes, repeat=repeat)
     raise BenchError(f"--database {database!r} is not supported (use sqlite or postgresql://...)")
 
 
@@ -895,8 +937,9 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeat",
         type=int,
-        default=5,
-        help="SQLite only: rounds of both runs; the fastest of each is reported (default 5)",
+        default=None,
+        help="rounds of every run, alternating; the fastest of each is reported"
+        " (default 5 on SQLite, 3 on PostgreSQL)",
     )
     parser.add_argument("--seed", type=int, default=42, help="workload random seed")
     args = parser.parse_args(argv)
@@ -904,6 +947,8 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         args.keys = max(1, args.events // WORKLOADS[args.workload]) if args.workload else 2_000
     if args.events < 1 or args.keys < 1:
         parser.error("--events and --keys must be positive")
+    if args.repeat is None:
+        args.repeat = 3 if is_postgres(args.database) else 5
     if args.processes < 1 or args.repeat < 1:
         parser.error("--processes and --repeat must be positive")
     if args.processes != 1 and not is_postgres(args.database):
