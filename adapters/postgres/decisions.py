@@ -1,10 +1,18 @@
 """Deciding and recording a batch of events in one PostgreSQL transaction.
 
 The cooldown must hold across any number of runners, so check and record happen
-under a transaction-scoped advisory lock per (user, kind), taken in one sorted order
-(no deadlocks between batches). Advisory locks rather than row locks: the key to
-serialise on is a (user, kind) pair that may have no row yet (the first
-notification), and an advisory lock needs no table of keys to be kept in step.
+while the transaction holds a lock on each (user, kind) of the batch. The lock is a
+row lock on the key's bucket in ``decision_locks`` (a hash of user and kind modulo
+``_LOCK_BUCKETS``), taken in bucket order (no deadlocks between batches):
+
+- a row, not an advisory lock: advisory locks take entries in the server's shared
+  lock table (about 12,000 with default settings), and a few runners' lanes holding
+  hundreds of keys each would exhaust it; a row lock is kept in the row itself;
+- a fixed table of buckets, not a row per key: a key has no row before its first
+  notification, and a bucket table never has to be kept in step with users and
+  kinds. Keys sharing a bucket merely wait for each other. The bucket count is a
+  multiple of every lane count up to 6, so lanes never share a bucket.
+
 "now" is read from the database after the locks are held, so runners on machines
 with skewed clocks agree, and a later decision never sees an earlier time.
 
@@ -32,11 +40,14 @@ from core.records import DecidedClaim, RecordedEvent
 
 # The batch's (user, kind) keys travel as one JSON array of pairs.
 _KEYS = "SELECT e->>0 AS u, e->>1 AS k FROM json_array_elements(%(keys)s::json) AS e"
-# One lock per key, taken in sorted order. The key is a 64-bit hash of user and kind
-# (a collision only serialises two keys that need not be).
+_LOCK_BUCKETS = 3840
+"""The rows of ``decision_locks`` (migration 0004): 2**8 * 3 * 5, which every lane count
+from 1 to 6 divides."""
+# The batch's buckets, locked in order (the index walk of = ANY returns them sorted).
 _LOCK = (
-    "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT"
-    f" hashtextextended(u || chr(31) || k, 0) AS k FROM ({_KEYS}) AS t ORDER BY k) AS sorted"
+    "SELECT count(*) FROM (SELECT bucket FROM decision_locks WHERE bucket = ANY(ARRAY("
+    f"  SELECT abs(hashtextextended(u || chr(31) || k, 0) %% {_LOCK_BUCKETS})::integer"
+    f"  FROM ({_KEYS}) AS t)) ORDER BY bucket FOR UPDATE) AS locked"
 )
 # Fencing: only events still claimed by this worker, locked against re-claiming.
 _STILL_CLAIMED = (

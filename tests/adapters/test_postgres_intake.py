@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 
 from adapters.postgres import PostgresStore
-from core import Policy, decide_with
+from core import Event, Policy, Severity, decide_with
 
 
 def tidings(url: str, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -178,5 +178,29 @@ def test_a_row_marked_validated_that_is_not_is_validated_again(postgres_url: str
             assert sorted(event_id for event_id, _ in claim.rejected) == ["loud", "nobody"]
             assert [recorded.event_id for recorded in claim.recorded] == ["fine"]
             assert (await store.backlog()).empty
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_of_more_keys_than_the_shared_lock_table_holds_is_decided(
+    postgres_url: str,
+) -> None:
+    """Holding a key must not take an entry of the server's shared lock table: one
+    batch of 20,000 keys would exhaust it at default settings (about 12,000 entries),
+    and so would a few runners' lanes of a thousand events each."""
+
+    async def scenario() -> None:
+        store = PostgresStore(postgres_url)
+        try:
+            await store.migrate()
+            await store.enqueue(
+                [Event(event_id=f"k{n}", user_id=f"user{n}", kind="overload",
+                       severity=Severity.WATCH, title="T", body="B") for n in range(20_000)]
+            )  # fmt: skip
+            claim = await store.decide_claimable("w", 20_000, partial(decide_with, policy=Policy()))
+            assert len(claim.recorded) == 20_000
+            assert (await store.backlog()).empty
+        finally:
+            await store.close()
 
     asyncio.run(scenario())
