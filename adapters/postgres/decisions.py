@@ -85,10 +85,11 @@ _PREFERENCES = (
     " JOIN (SELECT u, k FROM wanted_keys UNION SELECT u, %(global)s FROM wanted_keys) wanted"
     " ON p.user_id = wanted.u AND p.kind = wanted.k"
 )
+# A row only for keys notified before; the others are missing, which reads as no cooldown.
 _LAST_SENT = (
-    "SELECT t.u, t.k, (SELECT max(created_at) FROM notifications n"
-    "                  WHERE n.user_id = t.u AND n.kind = t.k) AS last_sent_at"
-    f" FROM ({_KEYS}) AS t"
+    "SELECT u, k, last_sent_at FROM (SELECT t.u, t.k, (SELECT max(created_at)"
+    "  FROM notifications n WHERE n.user_id = t.u AND n.kind = t.k) AS last_sent_at"
+    f"  FROM ({_KEYS}) AS t) AS sent WHERE last_sent_at IS NOT NULL"
 )
 # The rows travel as one JSON document each: the C JSON encoder is far cheaper than
 # binding thousands of array elements one by one.
@@ -307,7 +308,6 @@ async def _decide_and_write(
         last_sent={
             (r["u"], r["k"]): r["last_sent_at"].astimezone(UTC)
             for r in found_last_sent
-            if r["last_sent_at"]
         },
     )
     recorded = recorder.record_claimed(events, set(mine))
