@@ -52,14 +52,15 @@ class DispatchOptions:
 
     ``intake_size`` bounds the events claimed and not yet decided when workers decide
     after lease claims; ``batch_size`` is the events one transaction decides. A store
-    that decides as it claims holds one batch per lane: a thousand events share one
-    commit and one read of their keys' inputs, about a third less work per event for
-    a PostgreSQL runner and its server than batches of 256.
+    that decides as it claims holds one batch per lane. A batch shares one commit and
+    one read of its keys' inputs, so a PostgreSQL runner and its server do less work
+    per event the larger it is: on the bench, a third less at 1000 than at 256, and a
+    tenth less again at 2000.
     """
 
     workers: int = 4
     intake_size: int = 256
-    batch_size: int = 1000
+    batch_size: int = 2000
     poll_interval: float = 0.5
     sends_per_channel: int = 32
     renew_interval: float = 10.0
