@@ -14,6 +14,7 @@ import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import attrs
 from returns.result import Failure, Success
@@ -45,8 +46,9 @@ class DeliveryRow:
     last_error: str | None = None
 
 
-@attrs.frozen(kw_only=True)
-class DecidedEventRow:
+class DecidedEventRow(NamedTuple):
+    """An event's decision as its row records it; a tuple, built once per event."""
+
     event_id: str
     status: EventStatus
     outcome: Plan | Skip

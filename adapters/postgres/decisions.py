@@ -305,10 +305,7 @@ async def _decide_and_write(
         preferences={
             (r["user_id"], r["kind"]): rowmaps.preference(r, POSTGRES) for r in found_preferences
         },
-        last_sent={
-            (r["u"], r["k"]): r["last_sent_at"].astimezone(UTC)
-            for r in found_last_sent
-        },
+        last_sent={(r["u"], r["k"]): r["last_sent_at"].astimezone(UTC) for r in found_last_sent},
     )
     recorded = recorder.record_claimed(events, set(mine))
     if recorded:
