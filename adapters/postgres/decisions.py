@@ -87,9 +87,9 @@ _PREFERENCES = (
 )
 # A row only for keys notified before; the others are missing, which reads as no cooldown.
 _LAST_SENT = (
-    "SELECT u, k, last_sent_at FROM (SELECT t.u, t.k, (SELECT max(created_at)"
-    "  FROM notifications n WHERE n.user_id = t.u AND n.kind = t.k) AS last_sent_at"
-    f"  FROM ({_KEYS}) AS t) AS sent WHERE last_sent_at IS NOT NULL"
+    f"SELECT t.u, t.k, last.created_at AS last_sent_at FROM ({_KEYS}) AS t"
+    " JOIN LATERAL (SELECT created_at FROM notifications n WHERE n.user_id = t.u"
+    "  AND n.kind = t.k ORDER BY created_at DESC LIMIT 1) AS last ON true"
 )
 # The rows travel as one JSON document each: the C JSON encoder is far cheaper than
 # binding thousands of array elements one by one.
