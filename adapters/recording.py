@@ -14,13 +14,12 @@ import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import attrs
 from returns.result import Failure, Success
 
 from adapters import rowmaps
-from adapters.rowmaps import RowLike
 from core import GLOBAL_KIND, Event, explain, parse_event
 from core.codec import outcome_to_json
 from core.decision import DecisionInputs, Plan, Skip, outcome_of
@@ -76,22 +75,29 @@ class ValidatedRows:
     rejected: list[tuple[int, str, InvalidEvent]]
 
 
-def validate_rows(rows: Iterable[RowLike]) -> ValidatedRows:
-    """Validate claimed rows (``seq``, the event columns and ``validated``) as stores
-    hold them; rows validated when tidings stored them are taken as they are."""
+CLAIMED_COLUMNS = "seq, event_id, user_id, kind, severity, title, body, payload_json, validated"
+"""What a claim selects for ``validate_rows``, in this order: positional rows (plain
+tuples from psycopg) skip building a mapping for each of thousands of rows."""
+_CLAIMED_NAMES = tuple(CLAIMED_COLUMNS.split(", "))
+
+
+def validate_rows(rows: Iterable[Sequence[Any]]) -> ValidatedRows:
+    """Validate claimed rows (``CLAIMED_COLUMNS``) as stores hold them; rows validated
+    when tidings stored them are taken as they are."""
     valid = ValidatedRows(events=[], row_of={}, rejected=[])
     for row in rows:
-        if row["validated"] and (event := rowmaps.validated_event(row)) is not None:
+        seq = row[0]
+        if row[8] and (event := rowmaps.validated_event(row[1:8])) is not None:
             valid.events.append(event)
-            valid.row_of[event.event_id] = row["seq"]
+            valid.row_of[event.event_id] = seq
             continue
-        item = rowmaps.intake_item(row)
+        item = rowmaps.intake_item(dict(zip(_CLAIMED_NAMES, row, strict=True)))
         match parse_event(item.fields):
             case Success(event):
                 valid.events.append(event)
-                valid.row_of[event.event_id] = row["seq"]
+                valid.row_of[event.event_id] = seq
             case Failure(error):
-                valid.rejected.append((row["seq"], item.event_id, error))
+                valid.rejected.append((seq, item.event_id, error))
     return valid
 
 

@@ -7,7 +7,7 @@ a ``Decoding`` says how, so each conversion is written once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -51,13 +51,13 @@ def preference(row: RowLike, decoding: Decoding) -> Preference:
 _SEVERITIES = {severity.value: severity for severity in Severity}
 
 
-def validated_event(row: RowLike) -> Event | None:
+def validated_event(columns: Sequence[Any]) -> Event | None:
     """An event row that passed validation when it was stored, as the event; None if
     the row says so but cannot be (edited since, or marked by someone else), so it is
-    validated again instead of stopping the claim."""
-    event_id, user_id, kind = row["event_id"], row["user_id"], row["kind"]
-    title, body, payload_json = row["title"], row["body"], row["payload_json"]
-    severity = _SEVERITIES.get(row["severity"])
+    validated again instead of stopping the claim. ``columns``: the row's event
+    columns in ``_EVENT_FIELDS`` order, as stored (of any type)."""
+    event_id, user_id, kind, severity_name, title, body, payload_json = columns
+    severity = _SEVERITIES.get(severity_name)
     texts_are_text = (
         type(event_id) is str
         and type(user_id) is str

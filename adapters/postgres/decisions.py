@@ -26,13 +26,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 
 from adapters import rowmaps
 from adapters.postgres.rows import POSTGRES, Row
-from adapters.recording import BatchRecorder, validate_rows
+from adapters.recording import CLAIMED_COLUMNS, BatchRecorder, validate_rows
 from core import GLOBAL_KIND, Event
 from core.decision import Skip
 from core.ports import DecideFn
@@ -58,8 +59,8 @@ _STILL_CLAIMED = (
 # that expired. ``now`` is the injected clock, or NULL for the database clock.
 # A lane is a fixed share of the (user, kind) keys: their hash modulo the lane count.
 _CLAIM_LOCKED = (
-    "SELECT seq, event_id, user_id, kind, severity, title, body, payload_json, validated"
-    " FROM events WHERE seq > %(after)s AND status IN ('pending', 'claimed')"
+    f"SELECT {CLAIMED_COLUMNS} FROM events"
+    " WHERE seq > %(after)s AND status IN ('pending', 'claimed')"
     " AND (status = 'pending'"
     "  OR lease_until <= coalesce(%(now)s::timestamptz, clock_timestamp()))"
     " AND (%(lanes)s = 1 OR abs(hashtextextended("
@@ -220,7 +221,7 @@ async def claim_and_decide(
     if the runner dies, the transaction and its locks go with it, and the events are
     simply claimable again. Returns the claim and where the lane's next claim should
     resume: after the last seq taken while batches come full, else from the start."""
-    cursor = connection.cursor(row_factory=dict_row)
+    cursor = connection.cursor()
     await cursor.execute(_INDEXED_ONLY)
     await cursor.execute(
         _CLAIM_LOCKED,
@@ -254,7 +255,7 @@ async def claim_and_decide(
         recorded=tuple(recorded),
         rejected=tuple((event_id, error) for _, event_id, error in claimed.rejected),
     )
-    return decided, found[-1]["seq"] if len(found) == limit else 0
+    return decided, cast(int, found[-1][0]) if len(found) == limit else 0
 
 
 async def _decide_and_write(

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from adapters import rowmaps
-from adapters.recording import BatchRecorder, validate_rows
+from adapters.recording import CLAIMED_COLUMNS, BatchRecorder, validate_rows
 from adapters.sqlite import decisions, rows
 from adapters.sqlite.connection import DUE, SqliteConnection
 from adapters.sqlite.rows import SQLITE
@@ -186,8 +186,7 @@ class IntakeTables(SqliteConnection):
         """Claim, validate, decide and record in this one write transaction: SQLite's
         single writer already excludes every other claimer until it commits."""
         found = connection.execute(
-            "SELECT seq, event_id, user_id, kind, severity, title, body, payload_json,"
-            f" validated FROM events WHERE seq IN ({_CLAIMABLE_SEQS}) ORDER BY seq",
+            f"SELECT {CLAIMED_COLUMNS} FROM events WHERE seq IN ({_CLAIMABLE_SEQS}) ORDER BY seq",
             {"now": self._now(), "limit": limit},
         ).fetchall()
         claimed = validate_rows(found)

@@ -12,12 +12,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
 
 from adapters.postgres import PostgresStore, decisions
-from adapters.postgres.rows import Row
 from adapters.recording import ValidatedRows, validate_rows
 from core import Event, Policy, Preference, Severity, decide_with
 from core.ports import StoreUnavailable
@@ -138,12 +138,12 @@ def test_a_runner_that_hangs_inside_its_claim_loses_it_after_a_lease(postgres_ur
     assert taken_over == ["stuck"]
 
 
-def slowed(seconds: float) -> Callable[[Sequence[Row]], ValidatedRows]:
+def slowed(seconds: float) -> Callable[[Sequence[Sequence[Any]]], ValidatedRows]:
     """Claim validation that first stalls the whole runner (a long GC pause, a paused
     VM): the claim transaction then sits idle while its rows are locked."""
     validate = validate_rows
 
-    def stalled(rows: Sequence[Row]) -> ValidatedRows:
+    def stalled(rows: Sequence[Sequence[Any]]) -> ValidatedRows:
         time.sleep(seconds)
         return validate(rows)
 
