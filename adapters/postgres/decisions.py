@@ -44,7 +44,7 @@ _KEYS = "SELECT e->>0 AS u, e->>1 AS k FROM json_array_elements(%(keys)s::json) 
 _LOCK_BUCKETS = 3840
 """The rows of ``decision_locks`` (migration 0004): 2**8 * 3 * 5, which every lane count
 from 1 to 6 divides."""
-# The batch's buckets, locked in order (the index walk of = ANY returns them sorted).
+# The batch's buckets, locked in bucket order: FOR UPDATE locks rows as ORDER BY yields them.
 _LOCK = (
     "SELECT count(*) FROM (SELECT bucket FROM decision_locks WHERE bucket = ANY(ARRAY("
     f"  SELECT abs(hashtextextended(u || chr(31) || k, 0) %% {_LOCK_BUCKETS})::integer"

@@ -147,7 +147,8 @@ class IntakeTables(PostgresConnection):
         so a claim does not walk again over what it and the other lanes decided (whose
         index entries linger until vacuum). Once a batch comes short the lane has
         caught up, and its next claim starts from the beginning again, for events stored
-        or released behind it since (a rolled-back batch, a late-committing producer)."""
+        or released behind it since (a rolled-back batch, a late-committing producer);
+        so does, at once, a claim that finds nothing past where the lane stood."""
         if not 0 <= lane < lanes <= self.max_lanes:
             raise ValueError(f"lane {lane} of {lanes} (at most {self.max_lanes} lanes)")
         after = self._lane_positions.get((lane, lanes), 0)
