@@ -15,6 +15,7 @@ channel, and a retry loop claims deliveries whose next attempt is due.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -66,6 +67,28 @@ class DispatchOptions:
     renew_interval: float = 10.0
     send_timeout: float = 60.0
     retry_schedule: tuple[timedelta, ...] = DEFAULT_RETRY_SCHEDULE
+
+
+class _LaneRound:
+    """The lanes of one round of claims: it is over once every lane is idle at once."""
+
+    def __init__(self, lanes: int) -> None:
+        self._lanes = lanes
+        self._idle = 0
+        self._over = asyncio.Event()
+
+    async def idle(self, at_most: float) -> bool:
+        """Wait, idle, for at most ``at_most`` seconds; true if the round is over."""
+        self._idle += 1
+        try:
+            if self._idle == self._lanes:
+                self._over.set()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._over.wait(), at_most)
+            return self._over.is_set()
+        finally:
+            self._idle -= 1
 
 
 class Dispatcher:
@@ -183,19 +206,26 @@ class Dispatcher:
         return bool(items)
 
     async def _decide_lanes(self, store: ClaimDeciding) -> bool:
-        """Every lane at once, each claiming batch after batch until it finds nothing
-        (no lane waits for another between batches); false if none found anything. A
-        lane that fails stops the others (their transactions roll back) and the run."""
+        """Every lane at once, each claiming batch after batch. A lane that finds
+        nothing looks again every poll interval while another is still busy, so a
+        flood of one lane's keys never holds back the others' new events; the round
+        ends once every lane finds nothing. False if none found anything. A lane that
+        fails stops the others (their transactions roll back) and the run."""
+        lanes_round = _LaneRound(self._lanes)
         async with asyncio.TaskGroup() as group:
             lanes = [
-                group.create_task(self._drain_lane(store, lane)) for lane in range(self._lanes)
+                group.create_task(self._drain_lane(store, lane, lanes_round))
+                for lane in range(self._lanes)
             ]
         return any(lane.result() for lane in lanes)
 
-    async def _drain_lane(self, store: ClaimDeciding, lane: int) -> bool:
+    async def _drain_lane(self, store: ClaimDeciding, lane: int, lanes_round: _LaneRound) -> bool:
         found = False
-        while not self._stopping.is_set() and await self._claim_and_decide(store, lane):
-            found = True
+        while not self._stopping.is_set():
+            if await self._claim_and_decide(store, lane):
+                found = True
+            elif await lanes_round.idle(self._options.poll_interval):
+                break
         return found
 
     async def _claim_and_decide(self, store: ClaimDeciding, lane: int) -> bool:
@@ -365,9 +395,12 @@ class Dispatcher:
             return ChannelFailed(error=f"internal error: {type(error).__name__}", retryable=True)
 
     async def _retry_due(self) -> None:
+        # No more at once than the send slots can take: what waits for a slot holds a
+        # claim another runner could be sending.
+        limit = min(self._options.batch_size, self._options.sends_per_channel * len(Channel))
         while not self._stopping.is_set():
             due = await self._patiently(
-                lambda: self._store.claim_due_deliveries(self._worker_id, self._options.batch_size)
+                lambda: self._store.claim_due_deliveries(self._worker_id, limit)
             )
             for job in due:
                 self._start_send(job)
