@@ -14,7 +14,7 @@ import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import attrs
 from returns.result import Failure, Success
@@ -45,9 +45,8 @@ class DeliveryRow:
     last_error: str | None = None
 
 
-class DecidedEventRow(NamedTuple):
-    """An event's decision as its row records it; a tuple, built once per event."""
-
+@attrs.frozen(kw_only=True)
+class DecidedEventRow:
     event_id: str
     status: EventStatus
     outcome: Plan | Skip

@@ -4,7 +4,7 @@ Operators grep and ship these, so each line carries its facts as fields (event i
 user, kind, outcome, reason, latency) rather than prose. On a terminal the lines are
 readable text; anywhere else (a file, a pipe, a log shipper) they are JSON lines.
 Nothing here ever logs a recipient's address, URL or secret: the fields are chosen,
-not dumped. A batch's decisions are logged as one record (its ``lines`` field holds
+not dumped. A batch's decisions are logged as one record (its ``BATCH_LINES`` field holds
 each decision's fields), which the formatters here write as one line per decision:
 a runner makes thousands of decisions a second, and a record each was the largest
 part of its time.
@@ -60,12 +60,16 @@ def _json(value: object) -> str:
     return _ENCODE(value)
 
 
+BATCH_LINES = "tidings_lines"
+"""The record field that makes one record of many lines: a list of field mappings."""
+
+
 def _each_line(record: logging.LogRecord) -> Iterable[Mapping[str, object]]:
     """The fields of each line ``record`` stands for: a batch's decisions travel as
-    one record whose ``lines`` field holds one mapping per decision; any other record
-    is one line of its own fields."""
-    lines: Iterable[Mapping[str, object]] | None = getattr(record, "lines", None)
-    return (record.__dict__,) if lines is None else lines
+    one record whose ``BATCH_LINES`` field lists one mapping per decision; any other
+    record is one line of its own fields."""
+    lines = getattr(record, BATCH_LINES, None)
+    return lines if isinstance(lines, list) else (record.__dict__,)
 
 
 class JsonLines(logging.Formatter):
@@ -150,7 +154,7 @@ class LogObserver:
             }
             for recorded in batch
         ]
-        log.info("decision", extra={"lines": lines})
+        log.info("decision", extra={BATCH_LINES: lines})
 
     def attempted(
         self, job: DeliveryJob, outcome: ChannelOutcome, status: str, seconds: float

@@ -70,8 +70,9 @@ class PostgresConnection:
             },
         )
         self._opened = False
-        # Where each (lane, lane count) of this runner resumes claiming (see intake).
-        self._lane_positions: dict[tuple[int, int], int] = {}
+        # Where each (lane, lane count) of this runner resumes claiming, and how many
+        # batches ago it last started from the oldest event (see intake).
+        self._lane_positions: dict[tuple[int, int], tuple[int, int]] = {}
         self._listener: AsyncConnection[tuple[object, ...]] | None = None
 
     @asynccontextmanager

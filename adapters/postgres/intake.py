@@ -23,6 +23,8 @@ from core.records import (
 from core.validation import InvalidEvent, is_valid
 
 _WAKE_CHANNEL = "tidings_events"
+_RESTART_EVERY = 16
+"""A lane's claims start from the oldest event at least once every this many batches."""
 
 
 class IntakeTables(PostgresConnection):
@@ -145,17 +147,21 @@ class IntakeTables(PostgresConnection):
     ) -> DecidedClaim:
         """While its batches come full, each lane goes on from the last event it took,
         so a claim does not walk again over what it and the other lanes decided (whose
-        index entries linger until vacuum). Once a batch comes short the lane has
-        caught up, and its next claim starts from the beginning again, for events stored
-        or released behind it since (a rolled-back batch, a late-committing producer);
-        so does, at once, a claim that finds nothing past where the lane stood."""
+        index entries linger until vacuum). It starts again from the oldest event, for
+        events stored or released behind it since (a rolled-back batch, a producer's
+        late commit, an expired lease): once a batch comes short (it has caught up), at
+        once when nothing is left past where it stood, and at least every
+        ``_RESTART_EVERY`` batches, however long the backlog."""
         if not 0 <= lane < lanes <= self.max_lanes:
             raise ValueError(f"lane {lane} of {lanes} (at most {self.max_lanes} lanes)")
-        after = self._lane_positions.get((lane, lanes), 0)
+        after, since_start = self._lane_positions.get((lane, lanes), (0, 0))
+        if since_start >= _RESTART_EVERY:
+            after = 0
         claim, resume = await self._decide_past(worker_id, limit, decide, (lane, lanes), after)
         if after and not (claim.recorded or claim.rejected):
+            after = 0
             claim, resume = await self._decide_past(worker_id, limit, decide, (lane, lanes), 0)
-        self._lane_positions[lane, lanes] = resume
+        self._lane_positions[lane, lanes] = (resume, since_start + 1 if after else 0)
         return claim
 
     async def _decide_past(

@@ -98,15 +98,15 @@ def test_an_invalid_stored_event_is_rejected_alone(
 def test_live_claims_are_left_alone_and_expired_ones_taken_over(
     deciding_store: Store, loop: asyncio.Runner, clock: FakeClock
 ) -> None:
-    """The expired claim lies behind what the lane took last: a store that resumes
-    where its last batch ended must still go round again for it."""
+    """The expired claim lies behind what the lane took last (a full batch of one): a
+    store that resumes where its last batch ended must still go round again for it."""
     store = deciding_store
 
     async def scenario() -> None:
         await store.enqueue([make_event("held"), make_event("free", kind="k2")])
         [held] = await claim(store, W2, limit=1)  # another worker's lease claim
         assert held.event_id == "held"
-        assert [r.event_id for r in (await decide(store)).recorded] == ["free"]
+        assert [r.event_id for r in (await decide(store, limit=1)).recorded] == ["free"]
         assert not (await store.backlog()).empty  # the live claim is not finished
         clock.advance(LEASE)
         assert [r.event_id for r in (await decide(store)).recorded] == ["held"]
@@ -133,6 +133,27 @@ def test_an_expired_claim_behind_a_full_batch_is_taken_over(
         clock.advance(LEASE)
         assert [r.event_id for r in (await decide(store, limit=2)).recorded] == ["held"]
         assert (await store.backlog()).empty
+
+    loop.run(scenario())
+
+
+def test_an_expired_claim_is_taken_over_within_a_bounded_number_of_full_batches(
+    deciding_store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    """Full batches keep coming after the lease expires: a store that resumes where
+    its last batch ended must still go back for the expired claim, and soon."""
+    store = deciding_store
+
+    async def scenario() -> None:
+        events = [make_event(f"e{i:02}", kind=f"k{i}") for i in range(40)]
+        await store.enqueue([make_event("held"), *events])
+        await claim(store, W2, limit=1)
+        order = [r.event_id for r in (await decide(store, limit=1)).recorded]
+        clock.advance(LEASE)
+        for _ in range(40):
+            order.extend(r.event_id for r in (await decide(store, limit=1)).recorded)
+        assert "held" in order[:18]
+        assert sorted(order) == sorted(["held", *(e.event_id for e in events)])
 
     loop.run(scenario())
 

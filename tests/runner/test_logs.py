@@ -16,7 +16,7 @@ from adapters.memory import MemoryStore
 from core import Event, Preference, Severity
 from core.records import Recipient
 from runner.dispatcher import Dispatcher, DispatchOptions
-from runner.logs import LogObserver, configure_logging
+from runner.logs import BATCH_LINES, LogObserver, configure_logging
 from runner.senders import default_senders
 
 SECRET = "whsec_bG9ncy1tdXN0LW5ldmVyLXNob3ctdGhpcw=="
@@ -112,7 +112,7 @@ def test_a_batch_record_is_written_one_line_per_decision(
     configure_logging(captured, json_lines=json_lines)
     logging.getLogger("tidings.test").info(
         "decision",
-        extra={"lines": [{"event_id": "e1", "outcome": "notified"},
+        extra={BATCH_LINES: [{"event_id": "e1", "outcome": "notified"},
                          {"event_id": "e2", "outcome": "skipped", "secret": SECRET}]},
     )  # fmt: skip
     first, second = captured.getvalue().splitlines()
