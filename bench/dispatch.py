@@ -541,7 +541,6 @@ def _byte_compile() -> None:
 
 def run_runner_processes(url: str, processes: int, folder: Path, label: str) -> RunnerRun:
     """Start ``processes`` ``tidings run --until-idle`` processes at once, wait for all."""
-    _byte_compile()
     command = [sys.executable, "-m", "runner.cli", "--database", url, "run", "--until-idle"]
     command.append("--json")
     logs = [(folder / f"{label}-{n}.out", folder / f"{label}-{n}.err") for n in range(processes)]
@@ -776,6 +775,7 @@ def _postgres_round(
 def run_postgres(server: str, processes: int, workload: Workload, repeat: int = 1) -> Report:
     """``repeat`` rounds of the three runs, each on fresh databases; the fastest of
     each is reported with every round's time, as on SQLite."""
+    _byte_compile()
     try:
         with _fresh_databases(server) as create:
             rounds = [_postgres_round(workload, processes, create, str(n)) for n in range(repeat)]

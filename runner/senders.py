@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+from adapters.channels.smtp_config import NOT_CONFIGURED
 from adapters.channels.unconfigured import UnconfiguredSender
 from core.ports import ChannelSender, Store
 from core.records import ChannelOutcome, DeliveryJob
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from adapters.channels.webhook import WebhookSender
 
 _IN_APP = UnconfiguredSender("in-app is delivered when recorded")
-_SMTP_NOT_CONFIGURED = UnconfiguredSender("smtp not configured")
+_SMTP_NOT_CONFIGURED = UnconfiguredSender(NOT_CONFIGURED)
 
 
 class _WebhookOnFirstSend:

@@ -21,7 +21,7 @@ from datetime import datetime
 import aiosmtplib
 
 from adapters.channels.email_message import Letter, build_message, checked_address
-from adapters.channels.smtp_config import SmtpConfig
+from adapters.channels.smtp_config import NOT_CONFIGURED, SmtpConfig
 from core.ports import RecipientDirectory
 from core.records import ChannelFailed, ChannelOutcome, ChannelSkipped, Delivered, DeliveryJob
 
@@ -48,7 +48,7 @@ class EmailSender:
     async def send(self, job: DeliveryJob) -> ChannelOutcome:
         config = self._config
         if config is None:
-            return ChannelSkipped("smtp not configured")
+            return ChannelSkipped(NOT_CONFIGURED)
         recipient = await self._directory.recipient(job.notification.user_id)
         if recipient is None or not recipient.email:
             return ChannelSkipped("no email address")

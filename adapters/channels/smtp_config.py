@@ -16,6 +16,8 @@ TlsMode = Literal["implicit", "starttls", "none"]
 TLS_MODES: tuple[TlsMode, ...] = ("implicit", "starttls", "none")
 STARTTLS_PORT = 587
 """The submission port: when ``SMTP_TLS_MODE`` is unset it means STARTTLS."""
+NOT_CONFIGURED = "smtp not configured"
+"""Why an email is skipped when ``SMTP_HOST`` is unset, as the reference degrades."""
 
 
 @attrs.frozen(kw_only=True)
