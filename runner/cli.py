@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import re
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -45,10 +46,28 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         await store.close()
 
 
+_UNDECODED = re.compile("[\ud800-\udfff]")
+"""What bytes that are not UTF-8 become in ``sys.argv`` (Python's surrogateescape)."""
+
+
+def _undecodable(args: argparse.Namespace) -> list[str]:
+    """The arguments that held bytes which are not UTF-8: no store can keep them and
+    no terminal can print them, so they are refused before anything runs."""
+    return [
+        name
+        for name, value in vars(args).items()
+        if isinstance(value, str) and _UNDECODED.search(value)
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.json = getattr(args, "json", False)
+    if undecodable := _undecodable(args):
+        for name in undecodable:
+            print(f"rejected: {name}: is not valid UTF-8 text", file=sys.stderr)
+        return 2
     configure_logging()
     try:
         settings = load_settings(_flags(args), config_file=getattr(args, "config", None))

@@ -23,13 +23,14 @@ from core import GLOBAL_KIND, Event, Preference, Severity, parse_event
 from core.ports import Store
 from core.records import DeliveryStatus, Recipient
 from runner.clock import system_clock
-from runner.config import ConfigError, Settings, load_policy, redacted
+from runner.config import ConfigError, Settings, load_policy
 from runner.dispatcher import Dispatcher
-from runner.intake import RejectedLine, read_event_lines
+from runner.intake import OversizeLine, RejectedLine, read_event_lines, read_lines
 from runner.logs import LogObserver
 from runner.observers import DispatchObserver, DispatchSummary
-from runner.output import notification_json, table, to_json
+from runner.output import for_terminal, notification_json, table, to_json
 from runner.recipients import recipient_problems
+from runner.redaction import shown_database, shown_url
 from runner.senders import channel_senders
 from runner.simulate import (
     ReplayInputError,
@@ -47,15 +48,17 @@ log = logging.getLogger("tidings.runner")
 
 
 def _print(args: argparse.Namespace, human: str, data: object) -> None:
-    print(to_json(data) if args.json else human)
+    print(to_json(data) if args.json else for_terminal(human))
 
 
-def _lines(source: str) -> Iterator[str]:
+def _lines(source: str, max_bytes: int) -> Iterator[bytes | OversizeLine]:
+    """The lines of a file, or of stdin for ``-``, as bytes: ``read_event_lines`` decodes
+    each on its own, and none holds more than ``max_bytes`` in memory."""
     if source == "-":
-        yield from sys.stdin
+        yield from read_lines(sys.stdin.buffer, max_bytes)
         return
-    with open(source, encoding="utf-8") as handle:
-        yield from handle
+    with open(source, "rb") as handle:
+        yield from read_lines(handle, max_bytes)
 
 
 async def migrate(args: argparse.Namespace, store: Store, settings: Settings) -> int:
@@ -66,12 +69,12 @@ async def migrate(args: argparse.Namespace, store: Store, settings: Settings) ->
 
 async def enqueue(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     batch: list[Event] = []
-    rejected: list[RejectedLine] = []
-    accepted = added = 0
-    for item in read_event_lines(_lines(args.file), lambda: uuid.uuid4().hex):
+    accepted = added = rejected = 0  # counts only: memory stays flat however many lines
+    lines = _lines(args.file, settings.max_line_bytes)
+    for item in read_event_lines(lines, lambda: uuid.uuid4().hex):
         if isinstance(item, RejectedLine):
-            rejected.append(item)
-            print(f"rejected {item}", file=sys.stderr)
+            rejected += 1
+            print(f"rejected {for_terminal(str(item))}", file=sys.stderr)
             continue
         batch.append(item)
         if len(batch) >= ENQUEUE_BATCH:
@@ -84,8 +87,8 @@ async def enqueue(args: argparse.Namespace, store: Store, settings: Settings) ->
     _print(
         args,
         f"enqueued {added} event(s), {accepted - added} duplicate(s) ignored, "
-        f"{len(rejected)} line(s) rejected",
-        {"enqueued": added, "duplicates": accepted - added, "rejected": len(rejected)},
+        f"{rejected} line(s) rejected",
+        {"enqueued": added, "duplicates": accepted - added, "rejected": rejected},
     )
     return 2 if rejected else 0
 
@@ -111,7 +114,7 @@ async def send(args: argparse.Namespace, store: Store, settings: Settings) -> in
             return 0
         case Failure(invalid):
             for error in invalid.errors:
-                print(f"rejected: {error}", file=sys.stderr)
+                print(f"rejected: {for_terminal(str(error))}", file=sys.stderr)
             return 2
     return 2
 
@@ -148,7 +151,7 @@ async def run(args: argparse.Namespace, store: Store, settings: Settings) -> int
         log.info(
             "runner %s started on %s: %s, lease %ss, email %s",
             worker_id,
-            redacted(settings.database_url),
+            shown_database(settings.database_url),
             dispatcher.describe(),
             settings.lease.total_seconds(),
             f"via {settings.smtp.host}:{settings.smtp.port}" if settings.smtp else "not configured",
@@ -274,15 +277,16 @@ async def recipients_set(args: argparse.Namespace, store: Store, settings: Setti
             print(f"rejected: {problem}", file=sys.stderr)
         return 2
     await store.set_recipient(recipient)
-    # The secret is write-only: it is never printed back.
+    # The secret is write-only, and the URL shows where it leads, not what it carries.
+    webhook = shown_url(args.webhook_url) if args.webhook_url else None
     _print(
         args,
-        f"{args.user}: email {args.email or '-'}, webhook {args.webhook_url or '-'}"
+        f"{args.user}: email {args.email or '-'}, webhook {webhook or '-'}"
         f"{' (signed)' if args.webhook_secret else ''}",
         {
             "user_id": args.user,
             "email": args.email,
-            "webhook_url": args.webhook_url,
+            "webhook_url": webhook,
             "webhook_secret_set": bool(args.webhook_secret),
         },
     )
@@ -340,8 +344,6 @@ async def retry(args: argparse.Namespace, store: Store, settings: Settings) -> i
 async def simulate(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     """Replay history under other preferences or policy (see ``runner.simulate``)."""
     try:
-        if args.top < 0:
-            raise ReplayInputError(f"--top must be 0 or more, got {args.top}")
         since = parse_since(args.since, system_clock())
         policy = (
             settings.policy if args.policy is None else load_policy(args.policy, settings.policy)

@@ -13,15 +13,19 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
 from adapters.channels.addresses import IPNetwork, parse_allowed_networks
-from adapters.channels.smtp_config import SmtpConfig, smtp_config_from_environment
+from adapters.channels.smtp_config import (
+    SmtpConfig,
+    checked_ca_file,
+    smtp_config_from_environment,
+)
 from core import Channel, Policy, Severity
 from core.records import DEFAULT_LEASE
 from runner.dispatcher import DispatchOptions
+from runner.intake import DEFAULT_MAX_LINE_BYTES
 
 DEFAULT_DATABASE_URL = "sqlite:///tidings.db"
 
@@ -36,8 +40,12 @@ class Settings:
     policy: Policy = attrs.Factory(Policy)
     dispatch: DispatchOptions = attrs.Factory(DispatchOptions)
     lease: timedelta = DEFAULT_LEASE
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    """The longest line ``tidings enqueue`` reads; a longer one is skipped unread."""
     smtp: SmtpConfig | None = None
     webhook_allowed_networks: tuple[IPNetwork, ...] = ()
+    webhook_ca_file: str | None = None
+    """A PEM file of CAs trusted for HTTPS webhooks besides the default ones."""
 
 
 _ENVIRONMENT = {
@@ -45,6 +53,7 @@ _ENVIRONMENT = {
     "TIDINGS_WORKERS": "workers",
     "TIDINGS_INTAKE_SIZE": "intake_size",
     "TIDINGS_BATCH_SIZE": "batch_size",
+    "TIDINGS_MAX_LINE_BYTES": "max_line_bytes",
     "TIDINGS_POLL_INTERVAL": "poll_interval",
     "TIDINGS_LEASE_SECONDS": "lease_seconds",
     "TIDINGS_COOLDOWN_SECONDS": "cooldown_seconds",
@@ -52,6 +61,7 @@ _ENVIRONMENT = {
     "TIDINGS_DEFAULT_MIN_SEVERITY": "default_min_severity",
     "TIDINGS_SENDS_PER_CHANNEL": "sends_per_channel",
     "TIDINGS_WEBHOOK_ALLOWED_NETWORKS": "webhook_allowed_networks",
+    "TIDINGS_WEBHOOK_CA_FILE": "webhook_ca_file",
 }
 
 
@@ -121,9 +131,12 @@ def load_settings(
     try:
         smtp = smtp_config_from_environment(environ)
         networks = parse_allowed_networks(str(raw.get("webhook_allowed_networks", "")))
+        ca_file = checked_ca_file(str(raw.get("webhook_ca_file", "")).strip(), "webhook_ca_file")
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    return attrs.evolve(_settings(raw), smtp=smtp, webhook_allowed_networks=networks)
+    return attrs.evolve(
+        _settings(raw), smtp=smtp, webhook_allowed_networks=networks, webhook_ca_file=ca_file
+    )
 
 
 def _settings(raw: Mapping[str, object]) -> Settings:
@@ -163,6 +176,9 @@ def _settings(raw: Mapping[str, object]) -> Settings:
         policy=policy,
         dispatch=options,
         lease=lease,
+        max_line_bytes=_positive_int(
+            "max_line_bytes", raw.get("max_line_bytes", DEFAULT_MAX_LINE_BYTES)
+        ),
     )
 
 
@@ -189,12 +205,3 @@ def load_policy(path: Path, base: Policy) -> Policy:
         raise ConfigError(f"policy file {path}: {error}") from None
     given = {field: getattr(parsed, field) for key, field in _POLICY_SETTINGS.items() if key in raw}
     return attrs.evolve(base, **given)
-
-
-def redacted(url: str) -> str:
-    """A database URL fit for a log line: any password replaced."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))

@@ -16,7 +16,7 @@ from core.decision import DecisionInputs
 from core.ports import Store
 from core.values import Preference
 from runner.config import Settings
-from runner.output import to_json
+from runner.output import for_terminal, to_json
 
 
 async def explain_command(args: argparse.Namespace, store: Store, settings: Settings) -> int:
@@ -42,8 +42,10 @@ async def _recorded(args: argparse.Namespace, store: Store) -> int:
     )
     if not args.json:
         print(
-            f"event {record.event_id}: user {record.user_id}, kind {record.kind}, "
-            f"severity {record.severity}, {record.status.value}\n{sentence}"
+            for_terminal(
+                f"event {record.event_id}: user {record.user_id}, kind {record.kind}, "
+                f"severity {record.severity}, {record.status.value}\n{sentence}"
+            )
         )
         return 0
     print(
@@ -84,8 +86,8 @@ async def _dry_run(args: argparse.Namespace, store: Store, settings: Settings) -
     )
     outcome = outcome_of(decide_with(event, inputs, now, settings.policy))
     if not args.json:
-        print(f"dry run at {now.isoformat()} (nothing recorded)\n{explain(outcome)}")
-        print(_inputs_text(inputs))
+        print(f"dry run at {now.isoformat()} (nothing recorded)\n{for_terminal(explain(outcome))}")
+        print(for_terminal(_inputs_text(inputs)))
         return 0
     print(
         to_json(

@@ -24,11 +24,15 @@ from typing import TextIO
 from core import Skip
 from core.records import ChannelOutcome, DeliveryJob, RecordedEvent, settled_note
 from core.validation import InvalidEvent
+from runner.redaction import scrub_urls
 
 _FIELDS = (
     "event_id", "user_id", "kind", "outcome", "reason", "channel", "delivery_id",
     "attempt", "latency_ms", "error", "in_hand",
 )  # fmt: skip
+
+_CHATTY_LIBRARIES = ("httpx", "httpcore")
+"""Libraries that log every request with its full URL at INFO: warnings only."""
 
 log = logging.getLogger("tidings.dispatch")
 
@@ -64,6 +68,11 @@ BATCH_LINES = "tidings_lines"
 """The record field that makes one record of many lines: a list of field mappings."""
 
 
+def _message(record: logging.LogRecord) -> str:
+    """The record's message, any URL in it shown as scheme://host/path only."""
+    return scrub_urls(record.getMessage())
+
+
 def _each_line(record: logging.LogRecord) -> Iterable[Mapping[str, object]]:
     """The fields of each line ``record`` stands for: a batch's decisions travel as
     one record whose ``BATCH_LINES`` field lists one mapping per decision; any other
@@ -80,11 +89,11 @@ class JsonLines(logging.Formatter):
             f'{{"time":"{_millisecond(int(record.created * 1000))}"'
             f',"level":{_json(record.levelname.lower())}'
             f',"logger":{_json(record.name)}'
-            f',"message":{_json(record.getMessage())}'
+            f',"message":{_json(_message(record))}'
         )
         tail = "}"
         if record.exc_info:
-            tail = f',"exception":{_json(self.formatException(record.exc_info))}}}'
+            tail = f',"exception":{_json(scrub_urls(self.formatException(record.exc_info)))}}}'
         return "\n".join(
             head
             + "".join(f',"{name}":{_json(fields[name])}' for name in _FIELDS if name in fields)
@@ -98,13 +107,13 @@ class Readable(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
-        head = f"{stamp} {record.levelname.lower():7} {record.getMessage()}"
+        head = f"{stamp} {record.levelname.lower():7} {_message(record)}"
         text = "\n".join(
             " ".join((head, *(f"{name}={fields[name]}" for name in _FIELDS if name in fields)))
             for fields in _each_line(record)
         )
         if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
+            text += "\n" + scrub_urls(self.formatException(record.exc_info))
         return text
 
 
@@ -126,6 +135,8 @@ def configure_logging(stream: TextIO = sys.stderr, *, json_lines: bool | None = 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    for name in _CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class LogObserver:
@@ -135,7 +146,7 @@ class LogObserver:
         return None
 
     def rejected(self, event_id: str, error: InvalidEvent) -> None:
-        log.warning("event rejected", extra={"event_id": event_id, "error": str(error)})
+        log.warning("event rejected", extra={"event_id": event_id, "error": scrub_urls(str(error))})
 
     def decided(self, batch: Sequence[RecordedEvent], seconds: float) -> None:
         if not batch or not log.isEnabledFor(logging.INFO):
@@ -159,6 +170,7 @@ class LogObserver:
     def attempted(
         self, job: DeliveryJob, outcome: ChannelOutcome, status: str, seconds: float
     ) -> None:
+        note = settled_note(outcome)
         log.info(
             "delivery attempt",
             extra={
@@ -169,7 +181,7 @@ class LogObserver:
                 "delivery_id": job.delivery_id,
                 "attempt": job.attempts + 1,
                 "outcome": status,
-                "reason": settled_note(outcome),
+                "reason": None if note is None else scrub_urls(note),
                 "latency_ms": round(seconds * 1000, 2),
             },
         )

@@ -17,6 +17,28 @@ Command = Callable[[argparse.Namespace, Store, Settings], Awaitable[int]]
 AddCommand = Callable[[str, Command, str], argparse.ArgumentParser]
 
 
+def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number within [low, high], or a usage error that says
+    which range (argparse names the flag), never a traceback later."""
+
+    def parse(text: str) -> int:
+        try:
+            number: int | None = int(text)
+        except ValueError:  # not a number, or more digits than Python converts
+            number = None
+        if number is None or number < low or (high is not None and number > high):
+            span = f"from {low} to {high}" if high is not None else f"of {low} or more"
+            raise argparse.ArgumentTypeError(f"expected a whole number {span}, got {text!r}")
+        return number
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+_AT_LEAST_ONE = _whole_number(1)
+_PORT = _whole_number(0, 65535)
+
+
 def _common() -> argparse.ArgumentParser:
     """Options accepted before or after the command name."""
     common = argparse.ArgumentParser(add_help=False)
@@ -80,7 +102,7 @@ def _intake_commands(command: AddCommand) -> None:
     send.add_argument("--event-id", help="your id for deduplication (default: a new one)")
 
     run = command("run", commands.run, "dispatch events from the intake")
-    run.add_argument("--workers", type=int, help="parallel workers (default 4)")
+    run.add_argument("--workers", type=_AT_LEAST_ONE, help="parallel workers (default 4)")
     run.add_argument(
         "--until-idle",
         action="store_true",
@@ -88,7 +110,7 @@ def _intake_commands(command: AddCommand) -> None:
     )
     run.add_argument(
         "--metrics-port",
-        type=int,
+        type=_PORT,
         metavar="PORT",
         help="serve Prometheus /metrics and /healthz on 127.0.0.1:PORT while running",
     )
@@ -118,7 +140,7 @@ def _user_commands(
     inbox = command("inbox", commands.inbox, "a user's in-app notifications, newest first")
     inbox.add_argument("user")
     inbox.add_argument("--unread", action="store_true")
-    inbox.add_argument("--limit", type=int, default=20)
+    inbox.add_argument("--limit", type=_AT_LEAST_ONE, default=20)
 
     read = command("read", commands.read, "mark one or all of a user's notifications read")
     read.add_argument("user")
@@ -140,7 +162,7 @@ def _user_commands(
 def _delivery_commands(command: AddCommand) -> None:
     deliveries = command("deliveries", commands.deliveries, "list deliveries, newest first")
     deliveries.add_argument("--status", choices=[status.value for status in DeliveryStatus])
-    deliveries.add_argument("--limit", type=int, default=50)
+    deliveries.add_argument("--limit", type=_AT_LEAST_ONE, default=50)
 
     retry = command("retry", commands.retry, "send a dead delivery again, with the same id")
     retry.add_argument("delivery_id")
@@ -181,5 +203,9 @@ def _operations_commands(command: AddCommand) -> None:
         " (default 30d)",
     )
     simulate.add_argument(
-        "--top", type=int, default=20, metavar="N", help="users listed, largest change first"
+        "--top",
+        type=_whole_number(0),
+        default=20,
+        metavar="N",
+        help="users listed, largest change first",
     )

@@ -1,32 +1,57 @@
 """Checks on contact points before they are stored, so a typo fails at the CLI
-instead of as a failed delivery hours later."""
+instead of as a failed delivery hours later.
+
+The email address is checked by ``adapters.channels.email_address``, the rule the
+email sender applies too: what is accepted here is what will be sent to. Values are
+echoed as ``repr`` (shortened when long), so a lone surrogate from an undecodable
+command-line byte prints as ``\\udc85`` instead of failing to print.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import re
 from urllib.parse import urlsplit
 
+from adapters.channels.email_address import address_problem
 from core.records import Recipient
 
-_EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
+_SHOWN_LENGTH = 80
+"""Longer values are cut in error messages: the field and the reason are what matter."""
 
 
 def recipient_problems(recipient: Recipient) -> list[str]:
     """Every problem with ``recipient``, naming the field. The secret is never echoed."""
     problems = []
-    if recipient.email is not None and not _EMAIL.match(recipient.email):
-        problems.append(f"email: {recipient.email!r} is not an email address")
+    if recipient.email is not None and (problem := address_problem(recipient.email)):
+        problems.append(f"email: {_shown(recipient.email)} is not an email address: {problem}")
     if recipient.webhook_url is not None:
-        parts = urlsplit(recipient.webhook_url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            problems.append(f"webhook_url: {recipient.webhook_url!r} is not an http(s) URL")
+        if not _is_web_url(recipient.webhook_url):
+            problems.append(f"webhook_url: {_shown(recipient.webhook_url)} is not an http(s) URL")
         if recipient.webhook_secret is None:
             problems.append("webhook_secret: required with a webhook URL (whsec_...)")
     if recipient.webhook_secret is not None and not _valid_secret(recipient.webhook_secret):
         problems.append("webhook_secret: must be whsec_ followed by base64")
     return problems
+
+
+def _is_web_url(url: str) -> bool:
+    """An http(s) URL with a host, on one line of printable text (not a surrogate from
+    an undecodable byte, which no store could save)."""
+    if not url.isprintable() or any(ch.isspace() for ch in url):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1/": an unclosed IPv6 literal
+        return False
+    return parts.scheme in {"http", "https"} and bool(parts.hostname)
+
+
+def _shown(value: str) -> str:
+    """``value`` fit for an error line: its repr, cut short when long."""
+    if len(value) <= _SHOWN_LENGTH:
+        return repr(value)
+    return f"{value[:_SHOWN_LENGTH]!r}... ({len(value)} characters)"
 
 
 def _valid_secret(secret: str) -> bool:

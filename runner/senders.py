@@ -4,10 +4,16 @@ In-app delivery is the notification row itself and never reaches a sender. Email
 through SMTP when ``SMTP_*`` is configured and is skipped with that reason when not
 (the reference's graceful degradation); webhooks are signed and guarded against
 private destinations.
+
+A private CA is trusted differently per channel. Email goes to one known relay, so
+``SMTP_CA_FILE`` is its whole trust store (nothing else can vouch for the relay);
+webhooks go to many receivers, most with public certificates, so
+``TIDINGS_WEBHOOK_CA_FILE`` is trusted besides the default bundle, not instead.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -43,7 +49,12 @@ class _WebhookOnFirstSend:
             from adapters.channels.webhook import WebhookSender
 
             guard = AddressGuard(self._settings.webhook_allowed_networks)
-            self._sender = WebhookSender(self._store, guard, clock=system_clock)
+            self._sender = WebhookSender(
+                self._store,
+                guard,
+                clock=system_clock,
+                tls_context=_webhook_trust(self._settings.webhook_ca_file),
+            )
         return await self._sender.send(job)
 
     async def aclose(self) -> None:
@@ -62,11 +73,29 @@ async def channel_senders(
     if settings.smtp is not None:
         from adapters.channels.email import EmailSender
 
-        email = EmailSender(settings.smtp, store, clock=system_clock)
+        trust = _smtp_trust(settings.smtp.ca_file)
+        email = EmailSender(settings.smtp, store, clock=system_clock, tls_context=trust)
     try:
         yield {Channel.IN_APP: _IN_APP, Channel.EMAIL: email, Channel.WEBHOOK: webhook}
     finally:
         await webhook.aclose()
+
+
+def _smtp_trust(ca_file: str | None) -> ssl.SSLContext | None:
+    """Only the CAs in ``ca_file`` when given; None leaves the system's trust store."""
+    return None if ca_file is None else ssl.create_default_context(cafile=ca_file)
+
+
+def _webhook_trust(ca_file: str | None) -> ssl.SSLContext | None:
+    """httpx's default trust (certifi's bundle) plus the CAs in ``ca_file`` when given;
+    None leaves the default alone."""
+    if ca_file is None:
+        return None
+    import httpx  # loaded with the webhook sender, on the first webhook
+
+    context = httpx.create_ssl_context(trust_env=False)
+    context.load_verify_locations(cafile=ca_file)
+    return context
 
 
 def default_senders() -> Mapping[Channel, ChannelSender]:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from core.ports import Store
 from runner.config import ConfigError
+from runner.redaction import scheme_of
 
 
 def open_store(url: str, clock: Callable[[], datetime], lease: timedelta) -> Store:
@@ -32,5 +33,6 @@ def open_store(url: str, clock: Callable[[], datetime], lease: timedelta) -> Sto
 
         return MemoryStore(clock=clock, lease=lease)
     raise ConfigError(
-        f"database URL {url!r} is not supported (use sqlite:///PATH, postgresql://... or memory://)"
+        f"database URL scheme {scheme_of(url)} is not supported"
+        " (use sqlite:///PATH, postgresql://... or memory://)"
     )

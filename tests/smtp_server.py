@@ -19,11 +19,13 @@ HOST = "127.0.0.1"
 
 @attrs.frozen
 class Received:
-    """One DATA the server was handed, accepted or not."""
+    """One DATA the server was handed, accepted or not: parsed as a mail reader would
+    (the email package's default policy), and the bytes as they came."""
 
     mail_from: str
     rcpt_tos: tuple[str, ...]
     message: EmailMessage
+    content: bytes
 
 
 class Mailbox:
@@ -45,7 +47,10 @@ class Mailbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         parsed = BytesParser(policy=default_policy).parsebytes(envelope.content)
         assert isinstance(parsed, EmailMessage)
-        self.received.append(Received(envelope.mail_from, tuple(envelope.rcpt_tos), parsed))
+        content = bytes(envelope.original_content)
+        self.received.append(
+            Received(envelope.mail_from, tuple(envelope.rcpt_tos), parsed, content)
+        )
         return self._data_replies.pop(0) if self._data_replies else "250 Message accepted"
 
 

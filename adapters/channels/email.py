@@ -9,7 +9,11 @@ delivery id so a retried delivery is recognisably the same email.
 
 The password lives only in ``SmtpConfig`` (see ``smtp_config``; hidden from its
 repr) and is scrubbed from every error text, since those end up in ``last_error``
-and in log lines.
+and in log lines. It never crosses an unencrypted connection unless the config says
+so: ``SmtpConfig`` refuses a username over ``tls_mode`` ``none`` without
+``allow_plaintext_auth``. A recipient's address passes the same check as on the
+command line (``email_address``), so one that slipped past it (a host's own
+directory) fails for good here instead of reaching an SMTP command line.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from datetime import datetime
 
 import aiosmtplib
 
-from adapters.channels.email_message import Letter, build_message, checked_address
+from adapters.channels.email_address import checked_address
+from adapters.channels.email_message import Letter, build_message
 from adapters.channels.smtp_config import NOT_CONFIGURED, SmtpConfig
 from core.ports import RecipientDirectory
 from core.records import ChannelFailed, ChannelOutcome, ChannelSkipped, Delivered, DeliveryJob
@@ -29,7 +34,8 @@ from core.records import ChannelFailed, ChannelOutcome, ChannelSkipped, Delivere
 class EmailSender:
     """Sends a delivery as one email to the recipient's address, over a new connection.
 
-    ``tls_context`` replaces the system trust store (tests pass a private CA's).
+    ``tls_context`` replaces the system trust store: the runner builds it from
+    ``SmtpConfig.ca_file`` (see ``runner/senders.py``), tests pass a private CA's.
     """
 
     def __init__(

@@ -2,11 +2,32 @@
 nothing in a header that could end it early.
 
 Kept apart from the SMTP conversation so the message can be reasoned about (and
-tested) as a value. Every header value passes through ``header_text``, which turns
-line breaks and other control characters into spaces: a title is validated upstream,
-but a header is the one place where a stray CR/LF would let text become a new header
-(``Bcc:``), so this module does not rely on that. Addresses, which also travel on SMTP
-command lines, must pass ``checked_address`` before they are used at all.
+tested) as a value. A header is the one place where a stray CR/LF would let text
+become a new header (``Bcc:``) or end the header block, so every value a person can
+influence (the title, ``SMTP_FROM_NAME``) passes through ``header_phrase`` here,
+whatever was validated upstream:
+
+- ``header_text`` turns line breaks and other control characters into spaces;
+- every ``=?`` gets an invisible WORD JOINER (U+2060) between its two characters.
+  ``=?`` opens an RFC 2047 encoded word, and the email package decodes encoded words
+  in the strings it is given before it writes them out again, literally, when they
+  are ASCII: ``=?utf-8?q?x=0D=0ABcc:_evil@attacker.test?=`` would reach the receiver
+  as ``Subject: x`` and a real ``Bcc:`` line, and text that only decodes to another
+  encoded word would be decoded by the reader instead. Without ``=?``, nothing in our
+  text is decoded by anyone: the package encodes what it must (non-ASCII words) itself,
+  and a reader decoding that once, or a lenient one decoding again, gets the title as
+  written, on one line, with the joiner (which renders as nothing) in each ``=?``.
+
+Checking the decoded value instead would have to match every reader's decoder
+(Python's accepts encoded words mid-word and with spaces inside); breaking the
+introducer needs no decoder at all.
+
+The sender is given to the package as an ``Address`` object, not as ``formataddr``
+text: from that text the package re-encodes only the non-ASCII words of a display
+name and drops its quotes, so the name ``ü evil@attacker.test`` would reach the reader
+as the address ``"ü evil"@attacker.test``, in place of the real sender. The
+recipient and sender addresses pass ``email_address.checked_address``, which refuses
+``=?`` and anything but one plain address, before they are used at all.
 """
 
 from __future__ import annotations
@@ -14,10 +35,9 @@ from __future__ import annotations
 import html
 import re
 from datetime import datetime
-from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 
 import attrs
 
@@ -31,19 +51,14 @@ def header_text(value: str) -> str:
     return _LINE_BREAKING.sub(" ", value).strip()
 
 
-def checked_address(text: str) -> str | None:
-    """The bare address ``local@domain`` if ``text`` is exactly one, else None.
+_ENCODED_WORD_START = "=?"
+WORD_JOINER = "\u2060"
 
-    Rejecting whitespace and controls outright keeps anything but an address off the
-    SMTP ``MAIL``/``RCPT`` lines, whatever the parser would have tolerated.
-    """
-    if not text or any(ch.isspace() or not ch.isprintable() for ch in text):
-        return None
-    try:
-        address = Address(addr_spec=text)
-    except (ValueError, IndexError, HeaderParseError):
-        return None
-    return address.addr_spec if address.domain else None
+
+def header_phrase(value: str) -> str:
+    """``value`` on one line and with no encoded-word introducer left in it, so that
+    neither the email package nor any reader decodes it (see the module docstring)."""
+    return header_text(value).replace(_ENCODED_WORD_START, "=" + WORD_JOINER + "?")
 
 
 def message_id(delivery_id: str, from_address: str) -> str:
@@ -70,9 +85,9 @@ class Letter:
 def build_message(letter: Letter) -> EmailMessage:
     """A UTF-8 plain-text message, with an HTML alternative when asked for."""
     message = EmailMessage()
-    message["From"] = formataddr((header_text(letter.from_name), letter.from_address))
+    message["From"] = Address(header_phrase(letter.from_name), addr_spec=letter.from_address)
     message["To"] = letter.to_address
-    message["Subject"] = header_text(letter.title)
+    message["Subject"] = header_phrase(letter.title)
     message["Date"] = format_datetime(letter.sent_at)
     message["Message-ID"] = message_id(letter.delivery_id, letter.from_address)
     message["X-Tidings-Delivery"] = header_text(letter.delivery_id)

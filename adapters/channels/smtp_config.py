@@ -1,16 +1,23 @@
 """SMTP settings, read from the reference's ``SMTP_*`` environment variables.
 
 Apart from the sender so that a runner reads and checks its settings at start-up
-without loading the SMTP library, which only a runner that sends email needs.
+without loading the SMTP library, which only a runner that sends email needs. What
+would otherwise fail every send, or quietly weaken one, fails here instead, naming the
+variable: a sender name that is not one line of text (also once a mail reader decodes
+its ``=?...?=`` encoded words), an address the sender would refuse, a CA file that does
+not load, and a password that would cross the network in plain text.
 """
 
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Mapping
 from typing import Literal
 
 import attrs
+
+from adapters.channels.email_address import address_problem
 
 TlsMode = Literal["implicit", "starttls", "none"]
 TLS_MODES: tuple[TlsMode, ...] = ("implicit", "starttls", "none")
@@ -18,11 +25,25 @@ STARTTLS_PORT = 587
 """The submission port: when ``SMTP_TLS_MODE`` is unset it means STARTTLS."""
 NOT_CONFIGURED = "smtp not configured"
 """Why an email is skipped when ``SMTP_HOST`` is unset, as the reference degrades."""
+PLAINTEXT_AUTH_REFUSED = (
+    "SMTP_TLS_MODE: none with SMTP_USER set would send the password in plain text;"
+    " use implicit or starttls, or set SMTP_ALLOW_PLAINTEXT_AUTH=1 for a relay on the"
+    " same host"
+)
+
+_NOT_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+"""Controls (C0 including tab, DEL, C1), the Unicode line separators, and lone
+surrogates (bytes that were not UTF-8): nothing a name on one line holds."""
 
 
 @attrs.frozen(kw_only=True)
 class SmtpConfig:
-    """Where and how to submit mail. ``tls_mode`` ``none`` is for a local relay only."""
+    """Where and how to submit mail. ``tls_mode`` ``none`` is for a local relay only,
+    and refuses a ``username`` unless ``allow_plaintext_auth`` says the password may
+    cross the connection unencrypted (a relay on the same host): the sender is then
+    never handed a config that would. ``ca_file`` (PEM) is the only trust store for
+    the server's certificate when set (a relay with a private CA).
+    """
 
     host: str
     port: int
@@ -33,6 +54,13 @@ class SmtpConfig:
     from_name: str = ""
     timeout_seconds: float = 30.0
     html: bool = False
+    allow_plaintext_auth: bool = False
+    ca_file: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        plain = self.tls_mode == "none"
+        if plain and self.username is not None and not self.allow_plaintext_auth:
+            raise ValueError(PLAINTEXT_AUTH_REFUSED)
 
 
 def smtp_config_from_environment(env: Mapping[str, str]) -> SmtpConfig | None:
@@ -56,8 +84,28 @@ def smtp_config_from_environment(env: Mapping[str, str]) -> SmtpConfig | None:
         username=username,
         password=password,
         from_address=_from_address(env.get("SMTP_FROM_ADDRESS", "").strip()),
-        from_name=env.get("SMTP_FROM_NAME", "").strip(),
+        from_name=_from_name(env.get("SMTP_FROM_NAME", "").strip()),
+        allow_plaintext_auth=_flag(
+            "SMTP_ALLOW_PLAINTEXT_AUTH", env.get("SMTP_ALLOW_PLAINTEXT_AUTH", "").strip()
+        ),
+        ca_file=checked_ca_file(env.get("SMTP_CA_FILE", "").strip(), "SMTP_CA_FILE"),
     )
+
+
+def checked_ca_file(path: str, setting: str) -> str | None:
+    """``path`` once the CA certificates in it (PEM) load; None when it is empty.
+
+    Loading the file at start-up turns a missing, unreadable or malformed one into an
+    error naming ``setting``, instead of every TLS connection failing later. The
+    runner checks ``TIDINGS_WEBHOOK_CA_FILE`` with it too: one rule for a CA file.
+    """
+    if not path:
+        return None
+    try:
+        ssl.create_default_context(cafile=path)
+    except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
+        raise ValueError(f"{setting}: cannot load CA certificates from {path!r}: {error}") from None
+    return path
 
 
 def _port(text: str) -> int:
@@ -77,13 +125,46 @@ def _tls_mode(text: str, port: int) -> TlsMode:
     return text
 
 
+def _flag(variable: str, text: str) -> bool:
+    if text not in {"", "0", "1"}:
+        raise ValueError(f"{variable}: expected 1 or 0, got {text!r}")
+    return text == "1"
+
+
 def _from_address(text: str) -> str:
     if not text:
         raise ValueError("SMTP_FROM_ADDRESS: required when SMTP_HOST is set")
-    # Python's email package loads only where SMTP is configured.
-    from adapters.channels.email_message import checked_address
+    problem = address_problem(text)
+    if problem is not None:
+        raise ValueError(f"SMTP_FROM_ADDRESS: not a single email address: {text!r}: {problem}")
+    return text
 
-    address = checked_address(text)
-    if address is None:
-        raise ValueError(f"SMTP_FROM_ADDRESS: not a single email address: {text!r}")
-    return address
+
+def _from_name(text: str) -> str:
+    """``SMTP_FROM_NAME`` when it is one line of text as written and as any reader
+    shows it. The email builder never lets a reader decode it (see ``email_message``),
+    but a name that decodes to a line break is an attack or a mistake, never a name,
+    and is better refused at start-up than sent."""
+    if any(_NOT_ONE_LINE.search(shown) for shown in _readings(text)):
+        raise ValueError(
+            "SMTP_FROM_NAME: must be one line of text without control characters,"
+            " also inside =?...?= encoded words"
+        )
+    return text
+
+
+def _readings(text: str) -> list[str]:
+    """``text``, then its encoded words decoded, again while some are left (a lenient
+    reader may decode what it decoded). The email package's header parser is the most
+    lenient decoder at hand (words inside words, spaces inside words, unknown
+    charsets), so it finds what stricter readers would too. A decoding that does not
+    shorten the text decoded nothing, which ends the loop."""
+    from email.policy import default  # the email package loads only where SMTP is configured
+
+    readings = [text]
+    while not _NOT_ONE_LINE.search(readings[-1]) and "=?" in readings[-1]:
+        decoded = str(default.header_factory("Subject", readings[-1]))
+        if len(decoded) >= len(readings[-1]):
+            break
+        readings.append(decoded)
+    return readings

@@ -21,6 +21,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -154,8 +155,10 @@ class WebhookSender:
     Without ``client``, the sender makes its own and closes it in ``aclose``: it
     ignores proxy settings in the environment (a proxy would connect elsewhere than
     the checked address) and keeps no idle connections (a TLS connection verified for
-    one name must not carry a request for another name on the same address). A
-    supplied client should be configured the same way.
+    one name must not carry a request for another name on the same address), and it
+    verifies certificates with ``tls_context`` when given (the runner's, which adds a
+    private CA to the default ones: see ``runner/senders.py``). A supplied client
+    should be configured the same way, trust included.
     """
 
     def __init__(
@@ -167,6 +170,7 @@ class WebhookSender:
         connect_timeout: float = 5,
         total_timeout: float = 15,
         client: httpx.AsyncClient | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self._directory = directory
         self._guard = guard
@@ -178,6 +182,7 @@ class WebhookSender:
             timeout=self._timeout,
             follow_redirects=False,
             trust_env=False,
+            verify=True if tls_context is None else tls_context,
             limits=httpx.Limits(max_keepalive_connections=0),
         )
 

@@ -9,6 +9,8 @@ file take turns instead of failing to upgrade a read lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +53,7 @@ class SqliteConnection:
 
     def _conn(self) -> sqlite3.Connection:
         if self._connection is None:
+            _create_private(self._path)
             connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA journal_mode = WAL")
@@ -103,6 +106,19 @@ class SqliteConnection:
                 (migration.version, migration.name, self._now()),
             )
         return len(pending)
+
+
+def _create_private(path: str) -> None:
+    """Create the database file readable by its owner alone (0600), if it is new.
+
+    It holds webhook secrets and every user's inbox. SQLite gives the ``-wal`` and
+    ``-shm`` files it adds the main file's permissions, so they follow. An existing
+    file keeps the mode its owner chose.
+    """
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _statements(script: str) -> list[str]:

@@ -2,6 +2,8 @@
 
 Each test starts the servers it needs (a fresh free port each, in aiosmtpd's own
 thread) and reads what actually arrived: headers, body, envelope, AUTH mechanism.
+Header injection is judged by two readers, the email package's parser and
+``email.header`` on the raw bytes, since readers decode encoded words differently.
 TLS uses a throwaway CA from trustme, trusted only by the sender under test. The
 dispatcher tests run the real ``Dispatcher`` over ``MemoryStore`` with a fake clock,
 so retry times are crossed by advancing the clock, not by waiting.
@@ -10,11 +12,16 @@ so retry times are crossed by advancing the clock, not by waiting.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import ssl
 from collections.abc import Mapping
 from datetime import timedelta
+from email import message_from_bytes
+from email.header import decode_header, make_header
 from email.message import EmailMessage
+from email.policy import compat32
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -23,6 +30,7 @@ import trustme
 from aiosmtpd.smtp import AuthResult
 
 from adapters.channels.email import EmailSender
+from adapters.channels.email_message import WORD_JOINER
 from adapters.channels.smtp_config import SmtpConfig, smtp_config_from_environment
 from adapters.channels.unconfigured import UnconfiguredSender
 from adapters.memory import MemoryStore
@@ -41,7 +49,7 @@ from core.records import (
 )
 from runner.dispatcher import Dispatcher, DispatchOptions
 from tests.adapters.conftest import START, FakeClock
-from tests.smtp_server import HOST, Mailbox, StartServer, free_port
+from tests.smtp_server import HOST, Mailbox, Received, StartServer, free_port
 
 USER = "u42"
 TO = "u42@example.test"
@@ -195,6 +203,113 @@ def test_line_breaks_in_a_title_cannot_add_headers(start_smtp_server: StartServe
     assert received.message.get_all("Bcc") is None
 
 
+def b_word(text: str) -> str:
+    """``text`` as one base64 RFC 2047 encoded word, as an attacker would write it."""
+    return f"=?utf-8?b?{base64.b64encode(text.encode()).decode()}?="
+
+
+EVIL = "evil@attacker.test"
+INJECTIONS = {
+    "q": f"=?utf-8?q?x=0D=0ABcc:_{EVIL}?=",
+    "q upper case, mid-word": f"Alert=?UTF-8?Q?=0D=0ABcc:_{EVIL}?=",
+    "q latin-1": f"=?iso-8859-1?q?x=0D=0AReply-To:_{EVIL}?=",
+    "b bcc": b_word(f"x\r\nBcc: {EVIL}"),
+    "b reply-to": b_word(f"x\r\nReply-To: {EVIL}"),
+    "b ends the headers": b_word("x\r\n\r\n<html><body>pay here</body></html>"),
+    "q split in three": f"=?utf-8?q?x?= =?utf-8?q?=0D=0A?= =?utf-8?q?Bcc:_{EVIL}?=",
+    "b split in three": " ".join(b_word(part) for part in ("x", "\r\n", f"Reply-To: {EVIL}")),
+    "b of a q word": b_word(f"=?utf-8?q?x=0D=0ABcc:_{EVIL}?="),
+}
+"""Titles and sender names that only become line breaks once a reader decodes them."""
+
+EXPECTED_HEADERS = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "X-Tidings-Delivery",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "MIME-Version",
+]
+
+
+def as_read(received: Received, name: str) -> str:
+    """Header ``name`` as a second reader shows it: the raw header unfolded and
+    decoded with ``email.header`` (not the email package's policy parser)."""
+    raw = message_from_bytes(received.content, policy=compat32)[name]
+    assert isinstance(raw, str)
+    unfolded = raw.replace("\r\n", "").replace("\n", "")
+    return str(make_header(decode_header(unfolded)))
+
+
+def assert_nothing_injected(received: Received) -> None:
+    """One recipient, the headers tidings writes and no other, the body intact."""
+    message = received.message
+    assert received.rcpt_tos == (TO,)
+    assert message.keys() == EXPECTED_HEADERS
+    for name in ("Subject", "From"):
+        for shown in (str(message[name]), as_read(received, name)):
+            assert "\r" not in shown
+            assert "\n" not in shown
+    assert message.get_content().splitlines() == BODY.splitlines()
+
+
+@pytest.mark.parametrize("title", INJECTIONS.values(), ids=INJECTIONS.keys())
+def test_an_encoded_word_in_a_title_arrives_as_its_literal_text(
+    start_smtp_server: StartServer, title: str
+) -> None:
+    mailbox = Mailbox()
+    port = start_smtp_server(mailbox)
+
+    assert send(make_config(port), make_job(title=title)) == [Delivered()]
+
+    [received] = mailbox.received
+    assert_nothing_injected(received)
+    subject = str(received.message["Subject"])
+    assert subject.replace(WORD_JOINER, "") == title
+    assert as_read(received, "Subject") == subject
+
+
+@pytest.mark.parametrize("name", INJECTIONS.values(), ids=INJECTIONS.keys())
+def test_an_encoded_word_in_the_sender_name_arrives_as_its_literal_text(
+    start_smtp_server: StartServer, name: str
+) -> None:
+    mailbox = Mailbox()
+    port = start_smtp_server(mailbox)
+
+    assert send(make_config(port, from_name=name), make_job()) == [Delivered()]
+
+    [received] = mailbox.received
+    assert_nothing_injected(received)
+    [sender] = received.message["From"].addresses
+    assert sender.addr_spec == FROM
+    # Readers disagree on a space between two encoded words of a long display name
+    # (the email package's folder and its parser each differ from RFC 2047's rule),
+    # so the literal text is compared without spaces.
+    for shown in (sender.display_name, as_read(received, "From").removesuffix(f" <{FROM}>")):
+        assert shown.replace(WORD_JOINER, "").replace(" ", "") == name.replace(" ", "")
+    assert str(received.message["Subject"]) == TITLE
+
+
+@pytest.mark.parametrize(
+    "name", ["ü evil@attacker.test", "Café, Inc.", 'é "quoted" \\ <x@y.test>', "Ops (24/7) ✉"]
+)
+def test_a_sender_name_with_specials_stays_one_name(
+    start_smtp_server: StartServer, name: str
+) -> None:
+    mailbox = Mailbox()
+    port = start_smtp_server(mailbox)
+
+    assert send(make_config(port, from_name=name), make_job()) == [Delivered()]
+
+    [received] = mailbox.received
+    assert_nothing_injected(received)
+    [sender] = received.message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (name, FROM)
+
+
 def test_same_message_id_on_a_retry_after_4xx(start_smtp_server: StartServer) -> None:
     mailbox = Mailbox(data_replies=("451 4.3.0 try later",))
     port = start_smtp_server(mailbox)
@@ -303,13 +418,60 @@ def test_a_reply_echoing_the_password_is_scrubbed(start_smtp_server: StartServer
         authenticator=Credentials(),
         auth_require_tls=False,
     )
-    config = make_config(port, username=USERNAME, password=PASSWORD)
+    config = make_config(port, username=USERNAME, password=PASSWORD, allow_plaintext_auth=True)
 
     [outcome] = send(config, make_job())
 
     assert outcome == ChannelFailed(
         error="smtp 550 5.7.1 [redacted] is not welcome here", retryable=False
     )
+
+
+def test_auth_over_plain_text_needs_the_opt_in(start_smtp_server: StartServer) -> None:
+    mailbox, credentials = Mailbox(), Credentials()
+    port = start_smtp_server(mailbox, authenticator=credentials, auth_require_tls=False)
+    env = {
+        "SMTP_HOST": HOST,
+        "SMTP_PORT": str(port),
+        "SMTP_TLS_MODE": "none",
+        "SMTP_FROM_ADDRESS": FROM,
+        "SMTP_USER": USERNAME,
+        "SMTP_PASSWORD": PASSWORD,
+    }
+
+    # Every way to a config that would AUTH in plain text is refused, so no sender
+    # can be handed one: the server offering AUTH without TLS never sees it.
+    with pytest.raises(ValueError, match=r"^SMTP_TLS_MODE: none with SMTP_USER set"):
+        smtp_config_from_environment(env)
+    with pytest.raises(ValueError, match="SMTP_ALLOW_PLAINTEXT_AUTH=1"):
+        make_config(port, username=USERNAME, password=PASSWORD)
+    allowed = make_config(port, username=USERNAME, password=PASSWORD, allow_plaintext_auth=True)
+    with pytest.raises(ValueError, match=r"^SMTP_TLS_MODE: "):
+        attrs.evolve(allowed, allow_plaintext_auth=False)
+    assert credentials.mechanisms == []
+
+    # With the opt-in (a relay on the same host), AUTH runs over the plain connection.
+    config = smtp_config_from_environment({**env, "SMTP_ALLOW_PLAINTEXT_AUTH": "1"})
+    assert config is not None
+    assert config.allow_plaintext_auth
+    assert send(attrs.evolve(config, timeout_seconds=5), make_job()) == [Delivered()]
+    assert credentials.mechanisms == ["PLAIN"]
+    assert len(mailbox.received) == 1
+
+
+def test_starttls_missing_on_the_server_fails_before_auth(
+    start_smtp_server: StartServer, client_tls: ssl.SSLContext
+) -> None:
+    credentials = Credentials()
+    port = start_smtp_server(Mailbox(), authenticator=credentials, auth_require_tls=False)
+    config = make_config(port, tls_mode="starttls", username=USERNAME, password=PASSWORD)
+
+    [outcome] = send(config, make_job(), tls_context=client_tls)
+
+    assert isinstance(outcome, ChannelFailed)
+    assert not outcome.retryable
+    assert "STARTTLS" in outcome.error
+    assert credentials.mechanisms == []
 
 
 def test_untrusted_certificate_is_retryable(
@@ -411,12 +573,50 @@ def test_environment_without_host_means_unconfigured(env: Mapping[str, str]) -> 
         ({"SMTP_TLS_MODE": "ssl"}, "SMTP_TLS_MODE"),
         ({"SMTP_FROM_ADDRESS": ""}, "SMTP_FROM_ADDRESS"),
         ({"SMTP_FROM_ADDRESS": "alerts"}, "SMTP_FROM_ADDRESS"),
+        ({"SMTP_FROM_ADDRESS": "alerts@localhost"}, "SMTP_FROM_ADDRESS"),
+        ({"SMTP_FROM_ADDRESS": "a,b@tidings.example"}, "SMTP_FROM_ADDRESS"),
+        ({"SMTP_FROM_ADDRESS": "älerts@tidings.example"}, "SMTP_FROM_ADDRESS"),
+        ({"SMTP_FROM_ADDRESS": "=?utf-8?q?a?=@tidings.example"}, "SMTP_FROM_ADDRESS"),
+        ({"SMTP_FROM_ADDRESS": f"{FROM}\r\nRCPT TO:<x@y.test>"}, "SMTP_FROM_ADDRESS"),
         ({"SMTP_USER": USERNAME}, "SMTP_PASSWORD"),
+        ({"SMTP_ALLOW_PLAINTEXT_AUTH": "yes"}, "SMTP_ALLOW_PLAINTEXT_AUTH"),
+        *(({"SMTP_FROM_NAME": name}, "SMTP_FROM_NAME") for name in INJECTIONS.values()),
+        ({"SMTP_FROM_NAME": "Alerts\r\nBcc: evil@attacker.test"}, "SMTP_FROM_NAME"),
+        ({"SMTP_FROM_NAME": "Alerts\tTeam"}, "SMTP_FROM_NAME"),
+        ({"SMTP_FROM_NAME": "Alerts\x00"}, "SMTP_FROM_NAME"),
+        ({"SMTP_FROM_NAME": "Alerts\x85Team"}, "SMTP_FROM_NAME"),
+        ({"SMTP_FROM_NAME": "Alerts\u2028Team"}, "SMTP_FROM_NAME"),
+        ({"SMTP_FROM_NAME": "Alerts \udc85"}, "SMTP_FROM_NAME"),
+        ({"SMTP_FROM_NAME": "=?x-unknown?q?Alerts=0D=0A?="}, "SMTP_FROM_NAME"),
+        ({"SMTP_FROM_NAME": "=?utf-8?q?Alerts=09Team?="}, "SMTP_FROM_NAME"),
     ],
 )
 def test_environment_bad_values_name_the_variable(extra: dict[str, str], variable: str) -> None:
     with pytest.raises(ValueError, match=f"^{variable}: "):
         smtp_config_from_environment({**BASE_ENV, **extra})
+
+
+@pytest.mark.parametrize("name", ["=?utf-8?q?Caf=C3=A9?=", "Equals =? sign", "Tidings\u2060Alerts"])
+def test_a_sender_name_that_decodes_to_one_line_is_kept_as_written(name: str) -> None:
+    config = smtp_config_from_environment({**BASE_ENV, "SMTP_FROM_NAME": name})
+
+    assert config is not None
+    assert config.from_name == name
+
+
+def test_a_ca_file_that_does_not_load_names_the_variable(tmp_path: Path, ca: trustme.CA) -> None:
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("not a certificate\n")
+    pem = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(pem))
+
+    for path in (tmp_path / "missing.pem", not_pem, tmp_path, "ca\x00.pem"):
+        with pytest.raises(ValueError, match=r"^SMTP_CA_FILE: cannot load CA certificates"):
+            smtp_config_from_environment({**BASE_ENV, "SMTP_CA_FILE": str(path)})
+
+    config = smtp_config_from_environment({**BASE_ENV, "SMTP_CA_FILE": f" {pem} "})
+    assert config is not None
+    assert config.ca_file == str(pem)
 
 
 # -- through the dispatcher ---------------------------------------------------------

@@ -14,10 +14,14 @@ from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
 
 from core import Event, FieldError, InvalidEvent, Severity, parse_event
-from core.validation import event_fields, is_valid
+from core.validation import MAX_PAYLOAD_DEPTH, event_fields, is_valid, strict_json
 
 REQUIRED = ("event_id", "user_id", "kind", "severity", "title", "body")
 KIB_64 = 64 * 1024
+CONTROL = "must not contain control characters"
+C1 = "must not contain C1 control characters (U+0080 to U+009F)"
+SURROGATE = "must not contain lone surrogates (U+D800 to U+DFFF, not Unicode text)"
+LINE_BREAK = "must not contain line breaks (it becomes an email subject)"
 
 
 def valid(**changes: object) -> dict[str, object]:
@@ -182,6 +186,20 @@ def test_identifiers_refuse_control_characters() -> None:
             )
 
 
+def test_identifiers_refuse_c1_controls_and_lone_surrogates() -> None:
+    for field in ("event_id", "user_id", "kind"):
+        for char in ("\x80", "\x85", "\x9b", "\x9f"):
+            assert only_error(valid(**{field: f"a{char}b"})) == FieldError(field, CONTROL)
+        for char in ("\ud800", "\udbff", "\udc00", "\udcff", "\udfff"):
+            assert only_error(valid(**{field: f"a{char}b"})) == FieldError(field, SURROGATE)
+        assert errors_of(valid(**{field: "\x1b\udcff"})) == (
+            FieldError(field, CONTROL),
+            FieldError(field, SURROGATE),
+        )
+    # Next to the refused ranges: fine.
+    assert event_of(parse_event(valid(user_id="\xa0\ud7ff\ue000\U0001f600"))).user_id
+
+
 def test_global_kind_is_reserved() -> None:
     assert only_error(valid(kind="_global")) == FieldError(
         "kind", "'_global' is reserved for global preferences"
@@ -226,6 +244,25 @@ def test_title_refuses_nul() -> None:
     )
 
 
+def test_title_refuses_every_line_separator() -> None:
+    """Whatever str.splitlines splits on: a mail reader or a terminal may break there."""
+    for char in ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"):
+        assert only_error(valid(title=f"a{char}b")) == FieldError("title", LINE_BREAK)
+
+
+def test_title_refuses_other_controls_and_lone_surrogates() -> None:
+    for char in ("\t", "\x01", "\x1b", "\x1f", "\x7f", "\x80", "\x84", "\x86", "\x9f"):
+        assert only_error(valid(title=f"a{char}b")) == FieldError("title", CONTROL)
+    for char in ("\ud800", "\udcff", "\udfff"):
+        assert only_error(valid(title=f"a{char}b")) == FieldError("title", SURROGATE)
+    assert [error.message for error in errors_of(valid(title="\x00\n\x1b\ud800"))] == [
+        LINE_BREAK,
+        "must not contain NUL characters",
+        CONTROL,
+        SURROGATE,
+    ]
+
+
 def test_title_reports_length_and_line_break_together() -> None:
     errors = errors_of(valid(title="x" * 201 + "\n"))
     assert [error.field for error in errors] == ["title", "title"]
@@ -250,6 +287,14 @@ def test_body_refuses_nul() -> None:
     assert only_error(valid(body="line\x00")) == FieldError(
         "body", "must not contain NUL characters"
     )
+
+
+def test_body_refuses_c1_controls_and_lone_surrogates_but_keeps_other_text() -> None:
+    assert only_error(valid(body="a\x85b")) == FieldError("body", C1)
+    assert only_error(valid(body="a\x9fb")) == FieldError("body", C1)
+    assert only_error(valid(body="a\udcffb")) == FieldError("body", SURROGATE)
+    text = "line one\nline\ttwo\r\n\u2028é\xa0\U0001f600"
+    assert event_of(parse_event(valid(body=text))).body == text
 
 
 # ---------------------------------------------------------------------------- payload
@@ -339,6 +384,95 @@ def test_nul_is_refused_in_every_text_field_at_once() -> None:
     }
 
 
+def test_payload_refuses_lone_surrogates_and_c1_in_keys_and_values() -> None:
+    payloads: list[tuple[dict[str, Any], str]] = [
+        ({"k": "\ud800"}, SURROGATE),
+        ({"\udcff": 1}, SURROGATE),
+        ({"k": [{"deep": ["ok", "x\udfffy"]}]}, SURROGATE),
+        ({"k": "\x85"}, C1),
+        ({"k": {"\x9b[31m": None}}, C1),
+    ]
+    for payload, message in payloads:
+        assert only_error(valid(payload=payload)) == FieldError("payload", message)
+        # As JSON text: raw, and written with \u escapes as most producers write them.
+        raw = json.dumps(payload, ensure_ascii=False)
+        escaped = json.dumps(payload)
+        for text in (raw, escaped):
+            assert only_error(valid(payload_json=text)) == FieldError("payload_json", message)
+    assert errors_of(valid(payload={"a": "\x00", "b": ["\x80", "\udcff"]})) == (
+        FieldError("payload", "must not contain NUL characters"),
+        FieldError("payload", C1),
+        FieldError("payload", SURROGATE),
+    )
+
+
+def test_payload_keeps_what_only_looks_like_a_bad_escape() -> None:
+    """An escaped surrogate pair is one character (an emoji); an escaped backslash
+    before "u0000" is text; control characters other than NUL are allowed."""
+    for text in (
+        '{"smile": "\\ud83d\\ude00"}',
+        '{"path": "C:\\\\u0000"}',
+        '{"text": "tab\\there\\nnewline \\u00e9 \\u00a0"}',
+    ):
+        assert event_of(parse_event(valid(payload_json=text))).payload_json == text
+
+
+def test_payload_json_refuses_duplicate_keys_and_names_them() -> None:
+    for text, key in (
+        ('{"a": 1, "b": 2, "a": 3}', "a"),
+        ('{"outer": {"x": 1, "y": [{"k": 1, "k": 1}]}}', "k"),
+        ('{"é": 1, "\\u00e9": 2}', "é"),
+    ):
+        assert only_error(valid(payload_json=text)) == FieldError(
+            "payload_json", f"is not valid JSON: duplicate key {key!r}"
+        )
+    long_key = "k" * 100
+    error = only_error(valid(payload_json=json.dumps({long_key: 1})[:-1] + f', "{long_key}": 2}}'))
+    assert error.message == f"is not valid JSON: duplicate key {'k' * 64!r}..."
+
+
+def test_payload_json_refuses_nan_infinity_and_overflowing_numbers() -> None:
+    for text, reason in (
+        ('{"a": NaN}', "NaN is not a JSON number"),
+        ('{"a": [Infinity]}', "Infinity is not a JSON number"),
+        ('{"a": -Infinity}', "-Infinity is not a JSON number"),
+        ('{"a": 1e999}', "a number is out of range"),
+        ('{"a": ' + "9" * 5000 + "}", "a number has too many digits"),
+    ):
+        assert only_error(valid(payload_json=text)) == FieldError(
+            "payload_json", f"is not valid JSON: {reason}"
+        )
+    assert event_of(parse_event(valid(payload_json='{"a": 1e308, "b": -0.0}')))
+
+
+def depth_of(value: object) -> int:
+    """How deeply arrays and objects nest in ``value`` (a scalar is 0)."""
+    if isinstance(value, dict):
+        return 1 + max(map(depth_of, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(depth_of, value), default=0)
+    return 0
+
+
+def test_payload_is_at_most_64_levels_deep_in_either_spelling() -> None:
+    deepest: dict[str, Any] = {"k": 1}
+    while depth_of(deepest) < MAX_PAYLOAD_DEPTH:
+        deepest = {"k": deepest} if depth_of(deepest) % 2 else {"k": [deepest]}
+    assert depth_of(deepest) == MAX_PAYLOAD_DEPTH == 64
+    assert event_of(parse_event(valid(payload=deepest)))
+    assert event_of(parse_event(valid(payload_json=json.dumps(deepest))))
+    too_deep = {"k": deepest}
+    assert only_error(valid(payload=too_deep)) == FieldError(
+        "payload", "is nested deeper than 64 levels"
+    )
+    assert only_error(valid(payload_json=json.dumps(too_deep))) == FieldError(
+        "payload_json", "is not valid JSON: nested deeper than 64 levels"
+    )
+    # Brackets inside strings do not count; a string's escaped quote does not end it.
+    text = json.dumps({"k": "[[[{{{" * 100 + '\\"]]]' * 50})
+    assert event_of(parse_event(valid(payload_json=text)))
+
+
 def test_payload_and_payload_json_together_are_refused() -> None:
     assert only_error(valid(payload={"a": 1}, payload_json='{"a":1}')) == FieldError(
         "payload", "give payload or payload_json, not both"
@@ -354,6 +488,16 @@ def test_unknown_keys_are_refused() -> None:
         FieldError("extra", "is not a known field"),
         FieldError("Title", "is not a known field"),
     )
+
+
+def test_unknown_keys_are_named_safely() -> None:
+    """A name that could act on a terminal, or a very long one, is quoted and cut short."""
+    errors = errors_of(valid(**{"\x1b[2J": 1, "\u202egnp.exe": 2, "x" * 500: 3}))
+    assert [error.field for error in errors] == [
+        "'\\x1b[2J'",
+        "'\\u202egnp.exe'",
+        repr("x" * 64) + "...",
+    ]
 
 
 def test_every_problem_is_reported_together() -> None:
@@ -431,6 +575,50 @@ def test_parse_event_never_raises_on_near_valid_events(overrides: dict[str, obje
         assert event_of(result).title == data["title"]
 
 
+tricky_text = st.text(st.sampled_from('[]{}"\\u0aé\ud800\x00,: '), max_size=12)
+nested_json = st.recursive(
+    st.one_of(st.none(), st.integers(), tricky_text),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3), st.dictionaries(tricky_text, children, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+@given(value=nested_json, limit=st.integers(min_value=1, max_value=8), indent=st.booleans())
+def test_strict_json_measures_depth_as_the_parser_nests(
+    value: object, limit: int, indent: bool
+) -> None:
+    """Brackets in keys and strings, escaped quotes and backslashes never fool the depth
+    count: text is refused for depth exactly when it nests deeper than the limit."""
+    text = json.dumps(value, indent=1 if indent else None)
+    result = strict_json(text, limit)
+    if depth_of(value) > limit:
+        assert result == Failure(f"nested deeper than {limit} levels")
+    else:
+        assert result == Success(value)
+
+
+@given(text=st.one_of(st.text(), st.text(st.sampled_from('[]{}"\\:,0123456789.eE-NaIfinty '))))
+def test_strict_json_never_raises(text: str) -> None:
+    result = strict_json(text, 3)
+    assert isinstance(result, Success | Failure)
+
+
+def test_strict_json_refuses_hostile_text_with_a_reason() -> None:
+    for text, reason in (
+        ("[" * 100_000 + "]" * 100_000, "nested deeper than 64 levels"),
+        ('["' + "\\" * 50_000 + '"' + "[" * 100_000, "nested deeper than 64 levels"),
+        ('"' + "\\" * 50_000 + "[" * 100_000, "Unterminated string starting at column 1"),
+        ("9" * 5000, "a number has too many digits"),
+        ("[NaN]", "NaN is not a JSON number"),
+        ('{"a": 1, "a": 1}', "duplicate key 'a'"),
+        ("{not json", "Expecting property name enclosed in double quotes at column 2"),
+        ('{\n"a": }', "Expecting value at line 2 column 6"),
+    ):
+        assert strict_json(text, 64) == Failure(reason)
+
+
 # Text without control characters or surrogates (storable, and not refused by any rule).
 clean_text = st.characters(exclude_categories=["Cc", "Cs"])
 identifiers = st.text(clean_text, min_size=1, max_size=128).filter(lambda s: bool(s.strip()))
@@ -455,9 +643,14 @@ valid_events = st.fixed_dictionaries(
         "kind": identifiers.filter(lambda kind: kind != "_global"),
         "severity": st.sampled_from(["info", "watch", "critical"]),
         "title": st.text(
-            st.characters(exclude_categories=["Cc", "Cs"]), min_size=1, max_size=200
+            st.characters(exclude_categories=["Cc", "Cs", "Zl", "Zp"]), min_size=1, max_size=200
         ).filter(lambda s: bool(s.strip())),
-        "body": st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00")),
+        "body": st.text(
+            st.characters(
+                exclude_categories=["Cs"],
+                exclude_characters="\x00" + "".join(map(chr, range(0x80, 0xA0))),
+            )
+        ),
     },
     optional={"payload": st.dictionaries(st.text(clean_text, max_size=8), clean_json, max_size=5)},
 )

@@ -6,39 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from runner.cli import main
-
-Tidings = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def tidings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Tidings:
-    """Run the CLI in-process against one database; returns (status, stdout, stderr)."""
-    database = f"sqlite:///{tmp_path / 'tidings.db'}"
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        status = main(["--database", database, *argv])
-        captured = capsys.readouterr()
-        return status, captured.out, captured.err
-
-    return run
-
-
-def event_line(**fields: object) -> str:
-    base: dict[str, object] = {
-        "user_id": "ana",
-        "kind": "overload",
-        "severity": "watch",
-        "title": "Overload",
-        "body": "Hours crossed 50",
-    }
-    base.update(fields)
-    return json.dumps(base)
+from tests.runner.harness import Tidings, event_line
 
 
 def test_migrate_is_idempotent(tidings: Tidings) -> None:

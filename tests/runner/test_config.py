@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core import Channel, Severity
-from runner.config import ConfigError, load_settings, redacted
+from runner.config import ConfigError, load_settings
 
 
 def test_sources_layer_file_then_environment_then_flags(tmp_path: Path) -> None:
@@ -65,8 +65,3 @@ def test_unknown_keys_and_broken_files_are_refused(tmp_path: Path) -> None:
     config.write_text("workers = [\n")
     with pytest.raises(ConfigError, match="config file"):
         load_settings({}, environ={}, config_file=config)
-
-
-def test_passwords_are_redacted_from_urls() -> None:
-    assert redacted("postgresql://tidings:s3cret@db:5432/t") == "postgresql://tidings:***@db:5432/t"
-    assert redacted("postgresql://db/t") == "postgresql://db/t"

@@ -398,7 +398,6 @@ def test_a_bad_prefs_file_exits_2_naming_the_field(
     [
         (["--since", "yesterday"], "--since must be a duration like 30d"),
         (["--since", "30w"], "--since must be a duration like 30d"),
-        (["--top", "-1"], "--top must be 0 or more"),
         (["--prefs", "missing.json"], "prefs file missing.json: No such file"),
     ],
 )

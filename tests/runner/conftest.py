@@ -1,0 +1,28 @@
+"""The CLI run in-process, as the command-line tests share it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runner.cli import main
+from tests.runner.harness import Tidings
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    """The SQLite file the ``tidings`` fixture's commands use (created by the first)."""
+    return tmp_path / "tidings.db"
+
+
+@pytest.fixture
+def tidings(database: Path, capsys: pytest.CaptureFixture[str]) -> Tidings:
+    """Run the CLI in-process against one SQLite file; returns (status, stdout, stderr)."""
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        status = main(["--database", f"sqlite:///{database}", *argv])
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    return run
