@@ -3,7 +3,7 @@ instead of as a failed delivery hours later.
 
 The email address is checked by ``adapters.channels.email_address``, the rule the
 email sender applies too: what is accepted here is what will be sent to. Values are
-echoed as ``repr`` (shortened when long), so a lone surrogate from an undecodable
+echoed as ``repr`` (shortened when long; a URL without its credentials), so a lone surrogate from an undecodable
 command-line byte prints as ``\\udc85`` instead of failing to print.
 """
 
@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from adapters.channels.email_address import address_problem
 from core.records import Recipient
+from runner.redaction import shown_url
 
 _SHOWN_LENGTH = 80
 """Longer values are cut in error messages: the field and the reason are what matter."""
@@ -27,7 +28,8 @@ def recipient_problems(recipient: Recipient) -> list[str]:
         problems.append(f"email: {_shown(recipient.email)} is not an email address: {problem}")
     if recipient.webhook_url is not None:
         if not _is_web_url(recipient.webhook_url):
-            problems.append(f"webhook_url: {_shown(recipient.webhook_url)} is not an http(s) URL")
+            shown = _shown(shown_url(recipient.webhook_url))
+            problems.append(f"webhook_url: {shown} is not an http(s) URL")
         if recipient.webhook_secret is None:
             problems.append("webhook_secret: required with a webhook URL (whsec_...)")
     if recipient.webhook_secret is not None and not _valid_secret(recipient.webhook_secret):

@@ -168,6 +168,13 @@ def test_recipients_set_shows_the_webhook_url_without_credentials(tidings: Tidin
         assert "https://hooks.example.com/in" in out
         for secret in ("p4ssw0rd", "hookuser", "t0ken"):
             assert secret not in out
+    status, _, err = tidings(
+        "recipients", "set", "ana", "--webhook-url", "ftp://hookuser:p4ssw0rd@hooks/x?t0ken",
+        "--webhook-secret", "whsec_c2VjcmV0",
+    )  # fmt: skip
+    assert status == 2
+    assert "webhook_url: 'ftp://hooks/x' is not an http(s) URL" in err
+    assert "p4ssw0rd" not in err
 
 
 def test_stored_text_cannot_act_on_the_terminal(tidings: Tidings, tmp_path: Path) -> None:
