@@ -3,8 +3,8 @@ instead of as a failed delivery hours later.
 
 The email address is checked by ``adapters.channels.email_address``, the rule the
 email sender applies too: what is accepted here is what will be sent to. Values are
-echoed as ``repr`` (shortened when long; a URL without its credentials), so a lone surrogate from an undecodable
-command-line byte prints as ``\\udc85`` instead of failing to print.
+echoed as ``repr`` (shortened when long; a URL without its credentials), so a lone
+surrogate prints as ``\\udc85`` instead of failing to print.
 """
 
 from __future__ import annotations
