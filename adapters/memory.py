@@ -15,11 +15,18 @@ from datetime import datetime, timedelta
 import attrs
 from returns.result import Failure, Success
 
-from adapters.recording import BatchRecorder, DeliveryRow
-from core import GLOBAL_KIND, Event, Preference, explain, normalise_channel_names, parse_event
-from core.decision import DecisionInputs, Plan, Skip
-from core.ports import DecideFn
-from core.records import (
+from tidings.adapters.recording import BatchRecorder, DeliveryRow
+from tidings.core import (
+    GLOBAL_KIND,
+    Event,
+    Preference,
+    explain,
+    normalise_channel_names,
+    parse_event,
+)
+from tidings.core.decision import DecisionInputs, Plan, Skip
+from tidings.core.ports import DecideFn
+from tidings.core.records import (
     DEFAULT_LEASE,
     TERMINAL_EVENT_STATUSES,
     Backlog,
@@ -38,7 +45,7 @@ from core.records import (
     settled_note,
     settled_status,
 )
-from core.validation import InvalidEvent, event_fields, is_valid
+from tidings.core.validation import InvalidEvent, event_fields, is_valid
 
 _DUE_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 

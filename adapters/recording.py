@@ -19,14 +19,20 @@ from typing import Any
 import attrs
 from returns.result import Failure, Success
 
-from adapters import rowmaps
-from core import GLOBAL_KIND, Event, explain, parse_event
-from core.codec import outcome_to_json
-from core.decision import DecisionInputs, Plan, Skip, outcome_of
-from core.ports import DecideFn
-from core.records import DeliveryJob, DeliveryStatus, EventStatus, Notification, RecordedEvent
-from core.validation import InvalidEvent
-from core.values import Channel, Preference
+from tidings.adapters import rowmaps
+from tidings.core import GLOBAL_KIND, Event, explain, parse_event
+from tidings.core.codec import outcome_to_json
+from tidings.core.decision import DecisionInputs, Plan, Skip, outcome_of
+from tidings.core.ports import DecideFn
+from tidings.core.records import (
+    DeliveryJob,
+    DeliveryStatus,
+    EventStatus,
+    Notification,
+    RecordedEvent,
+)
+from tidings.core.validation import InvalidEvent
+from tidings.core.values import Channel, Preference
 
 Key = tuple[str, str]
 

@@ -13,9 +13,9 @@ from typing import Any, Protocol
 
 import attrs
 
-from core import Event, Preference, Severity
-from core.codec import outcome_from_mapping
-from core.records import (
+from tidings.core import Event, Preference, Severity
+from tidings.core.codec import outcome_from_mapping
+from tidings.core.records import (
     DecidedEvent,
     DeliveryJob,
     DeliveryRecord,
@@ -26,7 +26,7 @@ from core.records import (
     Notification,
     Recipient,
 )
-from core.values import Channel
+from tidings.core.values import Channel
 
 _EVENT_FIELDS = ("event_id", "user_id", "kind", "severity", "title", "body", "payload_json")
 

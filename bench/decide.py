@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from returns.result import Result, Success
 
-from core import Channel, Event, Plan, Policy, Preference, Severity, Skip, decide
+from tidings.core import Channel, Event, Plan, Policy, Preference, Severity, Skip, decide
 
 TARGET_RATIO = 0.25
 REPEATS = 5

@@ -25,7 +25,7 @@ The script creates three fresh databases a round (``tidings_bench_<hex>_*``) and
 ``WITH (FORCE)`` when it ends, whatever happens. In-app channel only:
 
 - tidings: ``PostgresStore.migrate()``, the workload's preferences, the events
-  enqueued (timed apart); then P ``python -m runner.cli --database URL run
+  enqueued (timed apart); then P ``python -m tidings.runner.cli --database URL run
   --until-idle --json`` processes, their modules byte-compiled first as an installed
   package's are, are started at once (``TIDINGS_POLL_INTERVAL=0.05``,
   every other ``TIDINGS_*`` setting removed so the defaults apply) and timed until
@@ -85,13 +85,13 @@ import attrs
 import psycopg
 from psycopg import sql
 
-from adapters.postgres import PostgresStore
-from adapters.sqlite import SqliteStore
-from adapters.sqlite.rows import time_text
-from core import GLOBAL_KIND, Channel, Event, Preference, Severity
-from runner.clock import system_clock
-from runner.dispatcher import Dispatcher, DispatchOptions
-from runner.senders import default_senders
+from tidings.adapters.postgres import PostgresStore
+from tidings.adapters.sqlite import SqliteStore
+from tidings.adapters.sqlite.rows import time_text
+from tidings.core import GLOBAL_KIND, Channel, Event, Preference, Severity
+from tidings.runner.clock import system_clock
+from tidings.runner.dispatcher import Dispatcher, DispatchOptions
+from tidings.runner.senders import default_senders
 
 TARGET_RATIO = 0.5
 """tidings must dispatch at least this fraction of the naive loop's events/s."""
@@ -541,7 +541,7 @@ def _byte_compile() -> None:
 
 def run_runner_processes(url: str, processes: int, folder: Path, label: str) -> RunnerRun:
     """Start ``processes`` ``tidings run --until-idle`` processes at once, wait for all."""
-    command = [sys.executable, "-m", "runner.cli", "--database", url, "run", "--until-idle"]
+    command = [sys.executable, "-m", "tidings.runner.cli", "--database", url, "run", "--until-idle"]
     command.append("--json")
     logs = [(folder / f"{label}-{n}.out", folder / f"{label}-{n}.err") for n in range(processes)]
     env = _runner_environment()

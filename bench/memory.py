@@ -19,11 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from adapters.sqlite import SqliteStore
-from core import Event, Severity
-from runner.clock import system_clock
-from runner.dispatcher import Dispatcher
-from runner.senders import default_senders
+from tidings.adapters.sqlite import SqliteStore
+from tidings.core import Event, Severity
+from tidings.runner.clock import system_clock
+from tidings.runner.dispatcher import Dispatcher
+from tidings.runner.senders import default_senders
 
 CHUNK = 10_000
 KEYS = 5_000

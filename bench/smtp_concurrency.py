@@ -23,15 +23,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from adapters.channels.email import EmailSender
-from adapters.channels.smtp_config import SmtpConfig
-from adapters.memory import MemoryStore
-from adapters.sqlite import SqliteStore
-from core import Channel, Event, Preference, Severity
-from core.records import DeliveryJob, DeliveryStatus, Notification, Recipient
-from runner.clock import system_clock
-from runner.dispatcher import Dispatcher, DispatchOptions
-from runner.senders import default_senders
+from tidings.adapters.channels.email import EmailSender
+from tidings.adapters.channels.smtp_config import SmtpConfig
+from tidings.adapters.memory import MemoryStore
+from tidings.adapters.sqlite import SqliteStore
+from tidings.core import Channel, Event, Preference, Severity
+from tidings.core.records import DeliveryJob, DeliveryStatus, Notification, Recipient
+from tidings.runner.clock import system_clock
+from tidings.runner.dispatcher import Dispatcher, DispatchOptions
+from tidings.runner.senders import default_senders
 
 HOST = "127.0.0.1"
 

@@ -4,12 +4,20 @@ No I/O, no clock, no randomness, no logging: everything here can be embedded,
 property-tested and replayed. The names below are the stable public API.
 """
 
-from core.codec import outcome_from_mapping, outcome_to_mapping
-from core.decision import DecisionInputs, Plan, Skip, SkipReason, decide, decide_with, outcome_of
-from core.explanation import explain
-from core.triggers import crossed_upward
-from core.validation import FieldError, InvalidEvent, parse_event
-from core.values import (
+from tidings.core.codec import outcome_from_mapping, outcome_to_mapping
+from tidings.core.decision import (
+    DecisionInputs,
+    Plan,
+    Skip,
+    SkipReason,
+    decide,
+    decide_with,
+    outcome_of,
+)
+from tidings.core.explanation import explain
+from tidings.core.triggers import crossed_upward
+from tidings.core.validation import FieldError, InvalidEvent, parse_event
+from tidings.core.values import (
     GLOBAL_KIND,
     Channel,
     Event,

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from core.decision import Plan, Skip, SkipReason
-from core.values import Channel, PreferenceSource, Severity, iso_text
+from tidings.core.decision import Plan, Skip, SkipReason
+from tidings.core.values import Channel, PreferenceSource, Severity, iso_text
 
 
 def _moment(value: object) -> datetime | None:

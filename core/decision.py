@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import attrs
 from returns.result import Failure, Result, Success
 
-from core.values import (
+from tidings.core.values import (
     SEVERITY_RANK,
     Channel,
     Event,

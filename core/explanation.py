@@ -6,8 +6,8 @@ decision time and the one rendered later by ``tidings explain`` are the same.
 
 from __future__ import annotations
 
-from core.decision import Plan, Skip, SkipReason
-from core.values import PreferenceSource, iso_text
+from tidings.core.decision import Plan, Skip, SkipReason
+from tidings.core.values import PreferenceSource, iso_text
 
 
 def _layer(source: PreferenceSource, kind: str) -> str:

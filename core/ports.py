@@ -13,8 +13,8 @@ from typing import Protocol, runtime_checkable
 
 from returns.result import Result
 
-from core.decision import DecisionInputs, Plan, Skip
-from core.records import (
+from tidings.core.decision import DecisionInputs, Plan, Skip
+from tidings.core.records import (
     Backlog,
     ChannelOutcome,
     DecidedClaim,
@@ -28,8 +28,8 @@ from core.records import (
     Recipient,
     RecordedEvent,
 )
-from core.validation import InvalidEvent
-from core.values import Event, Preference
+from tidings.core.validation import InvalidEvent
+from tidings.core.values import Event, Preference
 
 
 class StoreUnavailable(Exception):

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from core.decision import Plan, Skip
-from core.validation import InvalidEvent
-from core.values import Channel, Event, Severity
+from tidings.core.decision import Plan, Skip
+from tidings.core.validation import InvalidEvent
+from tidings.core.values import Channel, Event, Severity
 
 DEFAULT_LEASE = timedelta(seconds=10)
 """How long a claim lasts unless renewed: short, so a dead runner's work is taken

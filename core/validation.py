@@ -22,7 +22,7 @@ from typing import NoReturn
 import attrs
 from returns.result import Failure, Result, Success
 
-from core.values import GLOBAL_KIND, Event, Severity
+from tidings.core.values import GLOBAL_KIND, Event, Severity
 
 MAX_ID_LENGTH = 128
 MAX_TITLE_LENGTH = 200

@@ -14,12 +14,12 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 
-from core.ports import StoreUnavailable
-from runner.clock import system_clock
-from runner.config import ConfigError, Settings, load_settings
-from runner.logs import configure_logging
-from runner.parser import Command, build_parser
-from runner.stores import open_store
+from tidings.core.ports import StoreUnavailable
+from tidings.runner.clock import system_clock
+from tidings.runner.config import ConfigError, Settings, load_settings
+from tidings.runner.logs import configure_logging
+from tidings.runner.parser import Command, build_parser
+from tidings.runner.stores import open_store
 
 
 def _flags(args: argparse.Namespace) -> dict[str, object]:
@@ -31,7 +31,7 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
 
 async def _main(args: argparse.Namespace, settings: Settings) -> int:
     if args.handler is None:
-        from runner.demo import demo  # loaded only for the tour
+        from tidings.runner.demo import demo  # loaded only for the tour
 
         return await demo(args, settings)
     store = open_store(settings.database_url, clock=system_clock, lease=settings.lease)

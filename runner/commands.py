@@ -19,20 +19,20 @@ from collections.abc import Iterator
 
 from returns.result import Failure, Success
 
-from core import GLOBAL_KIND, Event, Preference, Severity, parse_event
-from core.ports import Store
-from core.records import DeliveryStatus, Recipient
-from runner.clock import system_clock
-from runner.config import ConfigError, Settings, load_policy
-from runner.dispatcher import Dispatcher
-from runner.intake import OversizeLine, RejectedLine, read_event_lines, read_lines
-from runner.logs import LogObserver
-from runner.observers import DispatchObserver, DispatchSummary
-from runner.output import for_terminal, notification_json, table, to_json
-from runner.recipients import recipient_problems
-from runner.redaction import shown_database, shown_url
-from runner.senders import channel_senders
-from runner.simulate import (
+from tidings.core import GLOBAL_KIND, Event, Preference, Severity, parse_event
+from tidings.core.ports import Store
+from tidings.core.records import DeliveryStatus, Recipient
+from tidings.runner.clock import system_clock
+from tidings.runner.config import ConfigError, Settings, load_policy
+from tidings.runner.dispatcher import Dispatcher
+from tidings.runner.intake import OversizeLine, RejectedLine, read_event_lines, read_lines
+from tidings.runner.logs import LogObserver
+from tidings.runner.observers import DispatchObserver, DispatchSummary
+from tidings.runner.output import for_terminal, notification_json, table, to_json
+from tidings.runner.recipients import recipient_problems
+from tidings.runner.redaction import shown_database, shown_url
+from tidings.runner.senders import channel_senders
+from tidings.runner.simulate import (
     ReplayInputError,
     parse_since,
     progress_line,
@@ -125,8 +125,8 @@ async def run(args: argparse.Namespace, store: Store, settings: Settings) -> int
     metrics = None
     if args.metrics_port is not None:
         # Prometheus' client loads only in runners that serve metrics.
-        from runner.health import LOOPBACK, serve_health
-        from runner.metrics import MetricsObserver
+        from tidings.runner.health import LOOPBACK, serve_health
+        from tidings.runner.metrics import MetricsObserver
 
         metrics = MetricsObserver()
         observers.append(metrics)

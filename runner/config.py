@@ -16,16 +16,16 @@ from typing import Any
 
 import attrs
 
-from adapters.channels.addresses import IPNetwork, parse_allowed_networks
-from adapters.channels.smtp_config import (
+from tidings.adapters.channels.addresses import IPNetwork, parse_allowed_networks
+from tidings.adapters.channels.smtp_config import (
     SmtpConfig,
     checked_ca_file,
     smtp_config_from_environment,
 )
-from core import Channel, Policy, Severity
-from core.records import DEFAULT_LEASE
-from runner.dispatcher import DispatchOptions
-from runner.intake import DEFAULT_MAX_LINE_BYTES
+from tidings.core import Channel, Policy, Severity
+from tidings.core.records import DEFAULT_LEASE
+from tidings.runner.dispatcher import DispatchOptions
+from tidings.runner.intake import DEFAULT_MAX_LINE_BYTES
 
 DEFAULT_DATABASE_URL = "sqlite:///tidings.db"
 

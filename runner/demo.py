@@ -12,15 +12,15 @@ import json
 import tempfile
 from pathlib import Path
 
-from core import GLOBAL_KIND, Event, Preference, Severity
-from core.ports import Store
-from runner.clock import system_clock
-from runner.config import Settings
-from runner.dispatcher import Dispatcher
-from runner.intake import RejectedLine, read_event_lines
-from runner.output import table
-from runner.senders import default_senders
-from runner.stores import open_store
+from tidings.core import GLOBAL_KIND, Event, Preference, Severity
+from tidings.core.ports import Store
+from tidings.runner.clock import system_clock
+from tidings.runner.config import Settings
+from tidings.runner.dispatcher import Dispatcher
+from tidings.runner.intake import RejectedLine, read_event_lines
+from tidings.runner.output import table
+from tidings.runner.senders import default_senders
+from tidings.runner.stores import open_store
 
 _PREFERENCES = (
     ("ana", "burnout_overload", ("in_app", "email"), Severity.WATCH),

@@ -27,9 +27,9 @@ from typing import TypeVar
 import attrs
 from returns.result import Failure, Success
 
-from core import Event, Policy, decide_with, parse_event
-from core.ports import ChannelSender, ClaimDeciding, Store, StoreUnavailable
-from core.records import (
+from tidings.core import Event, Policy, decide_with, parse_event
+from tidings.core.ports import ChannelSender, ClaimDeciding, Store, StoreUnavailable
+from tidings.core.records import (
     ChannelFailed,
     ChannelOutcome,
     DeliveryJob,
@@ -37,10 +37,10 @@ from core.records import (
     RecordedEvent,
     settled_status,
 )
-from core.retry import DEFAULT_RETRY_SCHEDULE, next_attempt_at
-from core.validation import InvalidEvent
-from core.values import Channel
-from runner.observers import DispatchObserver, DispatchSummary, Observers, Tally
+from tidings.core.retry import DEFAULT_RETRY_SCHEDULE, next_attempt_at
+from tidings.core.validation import InvalidEvent
+from tidings.core.values import Channel
+from tidings.runner.observers import DispatchObserver, DispatchSummary, Observers, Tally
 
 log = logging.getLogger("tidings.dispatch")
 

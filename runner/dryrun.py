@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core import Event, Severity, decide_with, explain, outcome_of, outcome_to_mapping
-from core.decision import DecisionInputs
-from core.ports import Store
-from core.values import Preference
-from runner.config import Settings
-from runner.output import for_terminal, to_json
+from tidings.core import Event, Severity, decide_with, explain, outcome_of, outcome_to_mapping
+from tidings.core.decision import DecisionInputs
+from tidings.core.ports import Store
+from tidings.core.values import Preference
+from tidings.runner.config import Settings
+from tidings.runner.output import for_terminal, to_json
 
 
 async def explain_command(args: argparse.Namespace, store: Store, settings: Settings) -> int:

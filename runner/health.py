@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import attrs
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from core.ports import EventIntake, StoreUnavailable
+from tidings.core.ports import EventIntake, StoreUnavailable
 
 LOOPBACK = "127.0.0.1"
 _READ_TIMEOUT = 5.0

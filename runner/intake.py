@@ -17,8 +17,8 @@ from typing import BinaryIO
 import attrs
 from returns.result import Failure, Result, Success
 
-from core import Event, parse_event
-from core.validation import MAX_PAYLOAD_DEPTH, strict_json
+from tidings.core import Event, parse_event
+from tidings.core.validation import MAX_PAYLOAD_DEPTH, strict_json
 
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024
 """Comfortably above the largest valid event as JSON escapes it: a 64 KiB body of

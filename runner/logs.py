@@ -21,10 +21,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-from core import Skip
-from core.records import ChannelOutcome, DeliveryJob, RecordedEvent, settled_note
-from core.validation import InvalidEvent
-from runner.redaction import scrub_urls
+from tidings.core import Skip
+from tidings.core.records import ChannelOutcome, DeliveryJob, RecordedEvent, settled_note
+from tidings.core.validation import InvalidEvent
+from tidings.runner.redaction import scrub_urls
 
 _FIELDS = (
     "event_id", "user_id", "kind", "outcome", "reason", "channel", "delivery_id",

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from core import Skip
-from core.decision import SkipReason
-from core.records import ChannelOutcome, DeliveryJob, DeliveryStatus, RecordedEvent
-from core.validation import InvalidEvent
-from core.values import Channel
+from tidings.core import Skip
+from tidings.core.decision import SkipReason
+from tidings.core.records import ChannelOutcome, DeliveryJob, DeliveryStatus, RecordedEvent
+from tidings.core.validation import InvalidEvent
+from tidings.core.values import Channel
 
 _OUTCOMES = (*(s.value for s in DeliveryStatus if s is not DeliveryStatus.PENDING), "claim_lost")
 """Every status a send settles as, and ``claim_lost`` when another worker took it over."""

@@ -13,10 +13,10 @@ from typing import Protocol
 
 import attrs
 
-from core import Skip
-from core.records import ChannelOutcome, DeliveryJob, RecordedEvent
-from core.validation import InvalidEvent
-from core.values import Channel
+from tidings.core import Skip
+from tidings.core.records import ChannelOutcome, DeliveryJob, RecordedEvent
+from tidings.core.validation import InvalidEvent
+from tidings.core.values import Channel
 
 
 class DispatchObserver(Protocol):

@@ -6,12 +6,13 @@ import argparse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from core import GLOBAL_KIND
-from core.ports import Store
-from core.records import DeliveryStatus
-from runner import commands
-from runner.config import Settings
-from runner.dryrun import explain_command
+from tidings import __version__
+from tidings.core import GLOBAL_KIND
+from tidings.core.ports import Store
+from tidings.core.records import DeliveryStatus
+from tidings.runner import commands
+from tidings.runner.config import Settings
+from tidings.runner.dryrun import explain_command
 
 Command = Callable[[argparse.Namespace, Store, Settings], Awaitable[int]]
 AddCommand = Callable[[str, Command, str], argparse.ArgumentParser]
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         description="Decide, deliver and audit notifications for your users.",
     )
+    parser.add_argument("--version", action="version", version=f"tidings {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler: Command, help_text: str) -> argparse.ArgumentParser:

@@ -13,9 +13,9 @@ import base64
 import binascii
 from urllib.parse import urlsplit
 
-from adapters.channels.email_address import address_problem
-from core.records import Recipient
-from runner.redaction import shown_url
+from tidings.adapters.channels.email_address import address_problem
+from tidings.core.records import Recipient
+from tidings.runner.redaction import shown_url
 
 _SHOWN_LENGTH = 80
 """Longer values are cut in error messages: the field and the reason are what matter."""

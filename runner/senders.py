@@ -18,16 +18,16 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from adapters.channels.smtp_config import NOT_CONFIGURED
-from adapters.channels.unconfigured import UnconfiguredSender
-from core.ports import ChannelSender, Store
-from core.records import ChannelOutcome, DeliveryJob
-from core.values import Channel
-from runner.clock import system_clock
-from runner.config import Settings
+from tidings.adapters.channels.smtp_config import NOT_CONFIGURED
+from tidings.adapters.channels.unconfigured import UnconfiguredSender
+from tidings.core.ports import ChannelSender, Store
+from tidings.core.records import ChannelOutcome, DeliveryJob
+from tidings.core.values import Channel
+from tidings.runner.clock import system_clock
+from tidings.runner.config import Settings
 
 if TYPE_CHECKING:
-    from adapters.channels.webhook import WebhookSender
+    from tidings.adapters.channels.webhook import WebhookSender
 
 _IN_APP = UnconfiguredSender("in-app is delivered when recorded")
 _SMTP_NOT_CONFIGURED = UnconfiguredSender(NOT_CONFIGURED)
@@ -45,8 +45,8 @@ class _WebhookOnFirstSend:
 
     async def send(self, job: DeliveryJob) -> ChannelOutcome:
         if self._sender is None:
-            from adapters.channels.addresses import AddressGuard
-            from adapters.channels.webhook import WebhookSender
+            from tidings.adapters.channels.addresses import AddressGuard
+            from tidings.adapters.channels.webhook import WebhookSender
 
             guard = AddressGuard(self._settings.webhook_allowed_networks)
             self._sender = WebhookSender(
@@ -71,7 +71,7 @@ async def channel_senders(
     webhook = _WebhookOnFirstSend(store, settings)
     email: ChannelSender = _SMTP_NOT_CONFIGURED
     if settings.smtp is not None:
-        from adapters.channels.email import EmailSender
+        from tidings.adapters.channels.email import EmailSender
 
         trust = _smtp_trust(settings.smtp.ca_file)
         email = EmailSender(settings.smtp, store, clock=system_clock, tls_context=trust)

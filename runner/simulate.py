@@ -21,10 +21,18 @@ from typing import TextIO
 import attrs
 from returns.result import Failure, Success
 
-from core import GLOBAL_KIND, Channel, Policy, Preference, Severity, decide, normalise_channel_names
-from core.ports import History
-from core.records import DecidedEvent
-from runner.output import table
+from tidings.core import (
+    GLOBAL_KIND,
+    Channel,
+    Policy,
+    Preference,
+    Severity,
+    decide,
+    normalise_channel_names,
+)
+from tidings.core.ports import History
+from tidings.core.records import DecidedEvent
+from tidings.runner.output import table
 
 Key = tuple[str, str]
 """(user_id, kind), the unit of preferences and of the cooldown."""

@@ -9,27 +9,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from core.ports import Store
-from runner.config import ConfigError
-from runner.redaction import scheme_of
+from tidings.core.ports import Store
+from tidings.runner.config import ConfigError
+from tidings.runner.redaction import scheme_of
 
 
 def open_store(url: str, clock: Callable[[], datetime], lease: timedelta) -> Store:
     """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``postgresql://...`` or
     ``memory://``. PostgreSQL keeps time by its own clock, shared by every runner."""
     if url.startswith(("postgresql://", "postgres://")):
-        from adapters.postgres import PostgresStore
+        from tidings.adapters.postgres import PostgresStore
 
         return PostgresStore(url, lease=lease)
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if not path:
             raise ConfigError("database URL sqlite:/// needs a file path")
-        from adapters.sqlite import SqliteStore
+        from tidings.adapters.sqlite import SqliteStore
 
         return SqliteStore(path, clock=clock, lease=lease)
     if url == "memory://":
-        from adapters.memory import MemoryStore
+        from tidings.adapters.memory import MemoryStore
 
         return MemoryStore(clock=clock, lease=lease)
     raise ConfigError(

@@ -24,11 +24,17 @@ from datetime import datetime
 
 import aiosmtplib
 
-from adapters.channels.email_address import checked_address
-from adapters.channels.email_message import Letter, build_message
-from adapters.channels.smtp_config import NOT_CONFIGURED, SmtpConfig
-from core.ports import RecipientDirectory
-from core.records import ChannelFailed, ChannelOutcome, ChannelSkipped, Delivered, DeliveryJob
+from tidings.adapters.channels.email_address import checked_address
+from tidings.adapters.channels.email_message import Letter, build_message
+from tidings.adapters.channels.smtp_config import NOT_CONFIGURED, SmtpConfig
+from tidings.core.ports import RecipientDirectory
+from tidings.core.records import (
+    ChannelFailed,
+    ChannelOutcome,
+    ChannelSkipped,
+    Delivered,
+    DeliveryJob,
+)
 
 
 class EmailSender:

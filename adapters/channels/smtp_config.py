@@ -17,7 +17,7 @@ from typing import Literal
 
 import attrs
 
-from adapters.channels.email_address import address_problem
+from tidings.adapters.channels.email_address import address_problem
 
 TlsMode = Literal["implicit", "starttls", "none"]
 TLS_MODES: tuple[TlsMode, ...] = ("implicit", "starttls", "none")

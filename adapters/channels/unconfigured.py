@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import attrs
 
-from core.records import ChannelOutcome, ChannelSkipped, DeliveryJob
+from tidings.core.records import ChannelOutcome, ChannelSkipped, DeliveryJob
 
 
 @attrs.frozen

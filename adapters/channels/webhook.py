@@ -28,9 +28,9 @@ from datetime import UTC, datetime, timedelta
 import attrs
 import httpx
 
-from adapters.channels.addresses import AddressGuard, IPAddress
-from core.ports import RecipientBook
-from core.records import (
+from tidings.adapters.channels.addresses import AddressGuard, IPAddress
+from tidings.core.ports import RecipientBook
+from tidings.core.records import (
     ChannelFailed,
     ChannelOutcome,
     ChannelSkipped,

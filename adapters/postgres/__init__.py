@@ -1,5 +1,5 @@
 """The PostgreSQL store, for production: many runners, one database."""
 
-from adapters.postgres.store import PostgresStore
+from tidings.adapters.postgres.store import PostgresStore
 
 __all__ = ["PostgresStore"]

@@ -18,10 +18,10 @@ import psycopg_pool
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 
-from adapters.migrations import load_migrations
-from adapters.postgres.rows import Row
-from core.ports import StoreUnavailable
-from core.records import (
+from tidings.adapters.migrations import load_migrations
+from tidings.adapters.postgres.rows import Row
+from tidings.core.ports import StoreUnavailable
+from tidings.core.records import (
     DEFAULT_LEASE,
 )
 
@@ -124,7 +124,9 @@ class PostgresConnection:
             )
             await cursor.execute("SELECT version FROM schema_migrations")
             applied = {row["version"] for row in await cursor.fetchall()}
-            pending = [m for m in load_migrations("adapters.postgres") if m.version not in applied]
+            pending = [
+                m for m in load_migrations("tidings.adapters.postgres") if m.version not in applied
+            ]
             for migration in pending:
                 await cursor.execute(migration.sql.encode())
                 await cursor.execute(

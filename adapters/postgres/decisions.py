@@ -31,13 +31,13 @@ from typing import cast
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 
-from adapters import rowmaps
-from adapters.postgres.rows import POSTGRES, Row
-from adapters.recording import CLAIMED_COLUMNS, BatchRecorder, validate_rows
-from core import GLOBAL_KIND, Event
-from core.decision import Skip
-from core.ports import DecideFn
-from core.records import DecidedClaim, RecordedEvent
+from tidings.adapters import rowmaps
+from tidings.adapters.postgres.rows import POSTGRES, Row
+from tidings.adapters.recording import CLAIMED_COLUMNS, BatchRecorder, validate_rows
+from tidings.core import GLOBAL_KIND, Event
+from tidings.core.decision import Skip
+from tidings.core.ports import DecideFn
+from tidings.core.records import DecidedClaim, RecordedEvent
 
 # The batch's (user, kind) keys travel as one JSON array of pairs.
 _KEYS = "SELECT e->>0 AS u, e->>1 AS k FROM json_array_elements(%(keys)s::json) AS e"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from adapters import rowmaps
-from adapters.postgres.connection import PostgresConnection
-from adapters.postgres.rows import POSTGRES
-from core import GLOBAL_KIND, Preference
-from core.decision import DecisionInputs
-from core.records import (
+from tidings.adapters import rowmaps
+from tidings.adapters.postgres.connection import PostgresConnection
+from tidings.adapters.postgres.rows import POSTGRES
+from tidings.core import GLOBAL_KIND, Preference
+from tidings.core.decision import DecisionInputs
+from tidings.core.records import (
     DecidedEvent,
 )
 

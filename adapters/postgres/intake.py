@@ -7,20 +7,20 @@ from collections.abc import Sequence
 
 import psycopg
 
-from adapters import rowmaps
-from adapters.postgres.connection import PostgresConnection
-from adapters.postgres.decisions import claim_and_decide, record_batch
-from adapters.postgres.rows import POSTGRES
-from core import Event
-from core.ports import DecideFn
-from core.records import (
+from tidings.adapters import rowmaps
+from tidings.adapters.postgres.connection import PostgresConnection
+from tidings.adapters.postgres.decisions import claim_and_decide, record_batch
+from tidings.adapters.postgres.rows import POSTGRES
+from tidings.core import Event
+from tidings.core.ports import DecideFn
+from tidings.core.records import (
     Backlog,
     DecidedClaim,
     EventRecord,
     IntakeItem,
     RecordedEvent,
 )
-from core.validation import InvalidEvent, is_valid
+from tidings.core.validation import InvalidEvent, is_valid
 
 _WAKE_CHANNEL = "tidings_events"
 _RESTART_EVERY = 16

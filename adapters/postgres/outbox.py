@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from adapters import rowmaps
-from adapters.postgres.connection import PostgresConnection
-from adapters.postgres.rows import NOTIFICATION_COLUMNS, POSTGRES
-from core.records import (
+from tidings.adapters import rowmaps
+from tidings.adapters.postgres.connection import PostgresConnection
+from tidings.adapters.postgres.rows import NOTIFICATION_COLUMNS, POSTGRES
+from tidings.core.records import (
     ChannelOutcome,
     DeliveryJob,
     DeliveryRecord,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from adapters import rowmaps
-from adapters.postgres.connection import PostgresConnection
-from adapters.postgres.rows import NOTIFICATION_COLUMNS, POSTGRES
-from core import Preference, normalise_channel_names
-from core.records import (
+from tidings.adapters import rowmaps
+from tidings.adapters.postgres.connection import PostgresConnection
+from tidings.adapters.postgres.rows import NOTIFICATION_COLUMNS, POSTGRES
+from tidings.core import Preference, normalise_channel_names
+from tidings.core.records import (
     Notification,
     Recipient,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from adapters.rowmaps import Decoding
+from tidings.adapters.rowmaps import Decoding
 
 Row = dict[str, Any]
 

@@ -9,10 +9,10 @@ out: every promise lives in the database, so retrying loses nothing.
 
 from __future__ import annotations
 
-from adapters.postgres.history import HistoryTables
-from adapters.postgres.intake import IntakeTables
-from adapters.postgres.outbox import DeliveryTables
-from adapters.postgres.people import PeopleTables
+from tidings.adapters.postgres.history import HistoryTables
+from tidings.adapters.postgres.intake import IntakeTables
+from tidings.adapters.postgres.outbox import DeliveryTables
+from tidings.adapters.postgres.people import PeopleTables
 
 
 class PostgresStore(IntakeTables, DeliveryTables, PeopleTables, HistoryTables):

@@ -1,5 +1,5 @@
 """The SQLite store, tidings' embedded default."""
 
-from adapters.sqlite.store import SqliteStore
+from tidings.adapters.sqlite.store import SqliteStore
 
 __all__ = ["SqliteStore"]

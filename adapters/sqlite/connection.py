@@ -17,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from adapters.migrations import load_migrations
-from adapters.sqlite import rows
-from core.ports import StoreUnavailable
-from core.records import (
+from tidings.adapters.migrations import load_migrations
+from tidings.adapters.sqlite import rows
+from tidings.core.ports import StoreUnavailable
+from tidings.core.records import (
     DEFAULT_LEASE,
 )
 
@@ -97,7 +97,9 @@ class SqliteConnection:
             " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
         applied = {row[0] for row in connection.execute("SELECT version FROM schema_migrations")}
-        pending = [m for m in load_migrations("adapters.sqlite") if m.version not in applied]
+        pending = [
+            m for m in load_migrations("tidings.adapters.sqlite") if m.version not in applied
+        ]
         for migration in pending:
             for statement in _statements(migration.sql):
                 connection.execute(statement)

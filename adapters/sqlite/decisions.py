@@ -10,13 +10,13 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
-from adapters import rowmaps
-from adapters.recording import BatchRecorder, Key
-from adapters.sqlite import rows
-from adapters.sqlite.rows import SQLITE
-from core import GLOBAL_KIND
-from core.decision import Skip
-from core.values import Event, Preference
+from tidings.adapters import rowmaps
+from tidings.adapters.recording import BatchRecorder, Key
+from tidings.adapters.sqlite import rows
+from tidings.adapters.sqlite.rows import SQLITE
+from tidings.core import GLOBAL_KIND
+from tidings.core.decision import Skip
+from tidings.core.values import Event, Preference
 
 
 def claimed_by(

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from adapters import rowmaps
-from adapters.sqlite import decisions, rows
-from adapters.sqlite.connection import SqliteConnection
-from adapters.sqlite.rows import SQLITE
-from core import GLOBAL_KIND, Preference
-from core.decision import DecisionInputs
-from core.records import (
+from tidings.adapters import rowmaps
+from tidings.adapters.sqlite import decisions, rows
+from tidings.adapters.sqlite.connection import SqliteConnection
+from tidings.adapters.sqlite.rows import SQLITE
+from tidings.core import GLOBAL_KIND, Preference
+from tidings.core.decision import DecisionInputs
+from tidings.core.records import (
     DecidedEvent,
 )
 

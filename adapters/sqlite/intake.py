@@ -6,21 +6,21 @@ import asyncio
 import sqlite3
 from collections.abc import Sequence
 
-from adapters import rowmaps
-from adapters.recording import CLAIMED_COLUMNS, BatchRecorder, validate_rows
-from adapters.sqlite import decisions, rows
-from adapters.sqlite.connection import DUE, SqliteConnection
-from adapters.sqlite.rows import SQLITE
-from core import Event
-from core.ports import DecideFn
-from core.records import (
+from tidings.adapters import rowmaps
+from tidings.adapters.recording import CLAIMED_COLUMNS, BatchRecorder, validate_rows
+from tidings.adapters.sqlite import decisions, rows
+from tidings.adapters.sqlite.connection import DUE, SqliteConnection
+from tidings.adapters.sqlite.rows import SQLITE
+from tidings.core import Event
+from tidings.core.ports import DecideFn
+from tidings.core.records import (
     Backlog,
     DecidedClaim,
     EventRecord,
     IntakeItem,
     RecordedEvent,
 )
-from core.validation import InvalidEvent, is_valid
+from tidings.core.validation import InvalidEvent, is_valid
 
 # The oldest claimable events: pending, or claimed under an expired lease. Two ordered
 # walks of the open-events index, each stopping at the limit, so a claim reads about

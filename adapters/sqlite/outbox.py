@@ -6,11 +6,11 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
-from adapters import rowmaps
-from adapters.sqlite import rows
-from adapters.sqlite.connection import DUE, SqliteConnection
-from adapters.sqlite.rows import SQLITE
-from core.records import (
+from tidings.adapters import rowmaps
+from tidings.adapters.sqlite import rows
+from tidings.adapters.sqlite.connection import DUE, SqliteConnection
+from tidings.adapters.sqlite.rows import SQLITE
+from tidings.core.records import (
     ChannelOutcome,
     DeliveryJob,
     DeliveryRecord,

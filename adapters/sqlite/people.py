@@ -6,11 +6,11 @@ import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 
-from adapters import rowmaps
-from adapters.sqlite.connection import SqliteConnection
-from adapters.sqlite.rows import SQLITE
-from core import Preference, normalise_channel_names
-from core.records import (
+from tidings.adapters import rowmaps
+from tidings.adapters.sqlite.connection import SqliteConnection
+from tidings.adapters.sqlite.rows import SQLITE
+from tidings.core import Preference, normalise_channel_names
+from tidings.core.records import (
     Notification,
     Recipient,
 )

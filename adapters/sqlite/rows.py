@@ -6,8 +6,8 @@ import functools
 import json
 from datetime import UTC, datetime
 
-from adapters.rowmaps import Decoding
-from core.values import Channel
+from tidings.adapters.rowmaps import Decoding
+from tidings.core.values import Channel
 
 
 @functools.lru_cache(maxsize=256)  # a batch writes the same instant many times

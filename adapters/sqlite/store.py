@@ -8,10 +8,10 @@ file take turns instead of failing to upgrade a read lock.
 
 from __future__ import annotations
 
-from adapters.sqlite.history import HistoryTables
-from adapters.sqlite.intake import IntakeTables
-from adapters.sqlite.outbox import DeliveryTables
-from adapters.sqlite.people import PeopleTables
+from tidings.adapters.sqlite.history import HistoryTables
+from tidings.adapters.sqlite.intake import IntakeTables
+from tidings.adapters.sqlite.outbox import DeliveryTables
+from tidings.adapters.sqlite.people import PeopleTables
 
 
 class SqliteStore(IntakeTables, DeliveryTables, PeopleTables, HistoryTables):

@@ -21,10 +21,10 @@ from pathlib import Path
 import attrs
 import pytest
 
-from adapters.memory import DecidingMemoryStore, MemoryStore
-from adapters.postgres import PostgresStore
-from adapters.sqlite import SqliteStore
-from core.ports import Store
+from tidings.adapters.memory import DecidingMemoryStore, MemoryStore
+from tidings.adapters.postgres import PostgresStore
+from tidings.adapters.sqlite import SqliteStore
+from tidings.core.ports import Store
 
 START = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 """The fake clock's first reading; microseconds catch stores that round times."""

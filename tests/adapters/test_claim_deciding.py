@@ -10,11 +10,11 @@ from collections import defaultdict
 
 import pytest
 
-from core import Preference, Severity, Skip, SkipReason
-from core.ports import ClaimDeciding, Store
-from core.records import DecidedClaim, EventStatus
 from tests.adapters.conftest import LEASE, FakeClock
 from tests.adapters.test_store_contract import DECIDE, USER, W1, W2, claim, make_event
+from tidings.core import Preference, Severity, Skip, SkipReason
+from tidings.core.ports import ClaimDeciding, Store
+from tidings.core.records import DecidedClaim, EventStatus
 
 
 def deciding(store: Store) -> ClaimDeciding:

@@ -29,14 +29,16 @@ import pytest
 import trustme
 from aiosmtpd.smtp import AuthResult
 
-from adapters.channels.email import EmailSender
-from adapters.channels.email_message import WORD_JOINER
-from adapters.channels.smtp_config import SmtpConfig, smtp_config_from_environment
-from adapters.channels.unconfigured import UnconfiguredSender
-from adapters.memory import MemoryStore
-from core import Channel, Event, Preference, Severity
-from core.ports import ChannelSender
-from core.records import (
+from tests.adapters.conftest import START, FakeClock
+from tests.smtp_server import HOST, Mailbox, Received, StartServer, free_port
+from tidings.adapters.channels.email import EmailSender
+from tidings.adapters.channels.email_message import WORD_JOINER
+from tidings.adapters.channels.smtp_config import SmtpConfig, smtp_config_from_environment
+from tidings.adapters.channels.unconfigured import UnconfiguredSender
+from tidings.adapters.memory import MemoryStore
+from tidings.core import Channel, Event, Preference, Severity
+from tidings.core.ports import ChannelSender
+from tidings.core.records import (
     ChannelFailed,
     ChannelOutcome,
     ChannelSkipped,
@@ -47,9 +49,7 @@ from core.records import (
     Notification,
     Recipient,
 )
-from runner.dispatcher import Dispatcher, DispatchOptions
-from tests.adapters.conftest import START, FakeClock
-from tests.smtp_server import HOST, Mailbox, Received, StartServer, free_port
+from tidings.runner.dispatcher import Dispatcher, DispatchOptions
 
 USER = "u42"
 TO = "u42@example.test"

@@ -17,8 +17,8 @@ from email.policy import default as default_policy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.channels.email_message import WORD_JOINER, Letter, build_message, header_text
 from tests.adapters.conftest import START
+from tidings.adapters.channels.email_message import WORD_JOINER, Letter, build_message, header_text
 
 HEADERS = [
     "From",

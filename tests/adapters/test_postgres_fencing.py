@@ -17,11 +17,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from adapters.postgres import PostgresStore, decisions
-from adapters.recording import ValidatedRows, validate_rows
-from core import Event, Policy, Preference, Severity, decide_with
-from core.ports import StoreUnavailable
-from core.records import Delivered, DeliveryStatus, EventStatus
+from tidings.adapters.postgres import PostgresStore, decisions
+from tidings.adapters.recording import ValidatedRows, validate_rows
+from tidings.core import Event, Policy, Preference, Severity, decide_with
+from tidings.core.ports import StoreUnavailable
+from tidings.core.records import Delivered, DeliveryStatus, EventStatus
 
 LEASE = timedelta(milliseconds=300)
 START = datetime.now(UTC)

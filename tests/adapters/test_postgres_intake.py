@@ -17,13 +17,13 @@ from pathlib import Path
 
 import psycopg
 
-from adapters.postgres import PostgresStore
-from core import Event, Policy, Severity, decide_with
+from tidings.adapters.postgres import PostgresStore
+from tidings.core import Event, Policy, Severity, decide_with
 
 
 def tidings(url: str, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runner.cli", "--database", url, *argv],
+        [sys.executable, "-m", "tidings.runner.cli", "--database", url, *argv],
         input=stdin,
         capture_output=True,
         text=True,

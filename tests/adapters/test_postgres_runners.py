@@ -20,8 +20,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from adapters.postgres import PostgresStore
-from core import Event, Preference, Severity
+from tidings.adapters.postgres import PostgresStore
+from tidings.core import Event, Preference, Severity
 
 KEYS = 200
 
@@ -71,7 +71,7 @@ def start_runner(
         env["TIDINGS_BATCH_SIZE"] = str(batch_size)
     with log.open("ab") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "runner.cli", "--database", url, "run", "--until-idle"],
+            [sys.executable, "-m", "tidings.runner.cli", "--database", url, "run", "--until-idle"],
             stdout=sink,
             stderr=sink,
             env=env,
@@ -208,7 +208,15 @@ def test_sql_metacharacters_are_stored_verbatim(postgres_url: str, text: str) ->
     )
     prepare(postgres_url, [event])
     subprocess.run(
-        [sys.executable, "-m", "runner.cli", "--database", postgres_url, "run", "--until-idle"],
+        [
+            sys.executable,
+            "-m",
+            "tidings.runner.cli",
+            "--database",
+            postgres_url,
+            "run",
+            "--until-idle",
+        ],
         check=True,
         capture_output=True,
         timeout=120,

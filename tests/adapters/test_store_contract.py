@@ -17,7 +17,8 @@ from functools import partial
 import attrs
 import pytest
 
-from core import (
+from tests.adapters.conftest import LEASE, START, FakeClock
+from tidings.core import (
     GLOBAL_KIND,
     Channel,
     Event,
@@ -32,8 +33,8 @@ from core import (
     explain,
     parse_event,
 )
-from core.ports import DecideFn, Store
-from core.records import (
+from tidings.core.ports import DecideFn, Store
+from tidings.core.records import (
     Backlog,
     ChannelFailed,
     ChannelSkipped,
@@ -46,8 +47,7 @@ from core.records import (
     Recipient,
     RecordedEvent,
 )
-from core.validation import MAX_BODY_BYTES
-from tests.adapters.conftest import LEASE, START, FakeClock
+from tidings.core.validation import MAX_BODY_BYTES
 
 DECIDE: DecideFn = partial(decide_with, policy=Policy())
 COOLDOWN = Policy().cooldown

@@ -10,7 +10,7 @@ from ipaddress import ip_address
 
 import pytest
 
-from adapters.channels.addresses import AddressGuard, parse_allowed_networks
+from tidings.adapters.channels.addresses import AddressGuard, parse_allowed_networks
 
 REFUSED = [
     ("169.254.169.254", "169.254.169.254 is link-local"),

@@ -24,10 +24,11 @@ import httpx
 import pytest
 import trustme
 
-from adapters.channels.addresses import AddressGuard, IPAddress, parse_allowed_networks
-from adapters.channels.webhook import WebhookSender, parse_retry_after
-from adapters.memory import MemoryStore
-from core.records import (
+from tests.webhook_receiver import SECRET, Receiver
+from tidings.adapters.channels.addresses import AddressGuard, IPAddress, parse_allowed_networks
+from tidings.adapters.channels.webhook import WebhookSender, parse_retry_after
+from tidings.adapters.memory import MemoryStore
+from tidings.core.records import (
     ChannelFailed,
     ChannelOutcome,
     ChannelSkipped,
@@ -36,8 +37,7 @@ from core.records import (
     Notification,
     Recipient,
 )
-from core.values import Channel, Severity
-from tests.webhook_receiver import SECRET, Receiver
+from tidings.core.values import Channel, Severity
 
 USER = "u42"
 LOOPBACK = parse_allowed_networks("127.0.0.0/8")

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
 
-from core import (
+from tidings.core import (
     Channel,
     DecisionInputs,
     Event,

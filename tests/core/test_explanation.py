@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from returns.result import Result, Success
 
-from core import (
+from tidings.core import (
     Channel,
     Event,
     Plan,
@@ -29,7 +29,7 @@ from core import (
     outcome_from_mapping,
     outcome_to_mapping,
 )
-from core.codec import outcome_to_json
+from tidings.core.codec import outcome_to_json
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 KIND = "burnout_overload"

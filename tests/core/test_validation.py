@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
 
-from core import Event, FieldError, InvalidEvent, Severity, parse_event
-from core.validation import MAX_PAYLOAD_DEPTH, event_fields, is_valid, strict_json
+from tidings.core import Event, FieldError, InvalidEvent, Severity, parse_event
+from tidings.core.validation import MAX_PAYLOAD_DEPTH, event_fields, is_valid, strict_json
 
 REQUIRED = ("event_id", "user_id", "kind", "severity", "title", "body")
 KIB_64 = 64 * 1024

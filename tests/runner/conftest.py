@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli import main
 from tests.runner.harness import Tidings
+from tidings.runner.cli import main
 
 
 @pytest.fixture

@@ -18,11 +18,11 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from adapters.channels.email_address import checked_address
-from adapters.channels.email_message import Letter, build_message
-from core.records import Recipient
-from runner.recipients import recipient_problems
 from tests.runner.harness import Tidings
+from tidings.adapters.channels.email_address import checked_address
+from tidings.adapters.channels.email_message import Letter, build_message
+from tidings.core.records import Recipient
+from tidings.runner.recipients import recipient_problems
 
 REFUSED = {
     "comma": "a,b@x.test",

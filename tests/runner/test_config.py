@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core import Channel, Severity
-from runner.config import ConfigError, load_settings
+from tidings.core import Channel, Severity
+from tidings.runner.config import ConfigError, load_settings
 
 
 def test_sources_layer_file_then_environment_then_flags(tmp_path: Path) -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from adapters.memory import MemoryStore
-from core import Channel, Event, Preference, Severity
-from core.ports import ChannelSender
-from core.records import ChannelOutcome, Delivered, DeliveryJob, DeliveryStatus
-from runner.dispatcher import Dispatcher, DispatchOptions
-from runner.observers import Tally
-from runner.senders import default_senders
+from tidings.adapters.memory import MemoryStore
+from tidings.core import Channel, Event, Preference, Severity
+from tidings.core.ports import ChannelSender
+from tidings.core.records import ChannelOutcome, Delivered, DeliveryJob, DeliveryStatus
+from tidings.runner.dispatcher import Dispatcher, DispatchOptions
+from tidings.runner.observers import Tally
+from tidings.runner.senders import default_senders
 
 SCHEDULE = (timedelta(seconds=5), timedelta(seconds=10))
 

@@ -9,13 +9,13 @@ import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from adapters.memory import DecidingMemoryStore
-from core import Event, Severity
-from core.ports import DecideFn
-from core.records import DecidedClaim, RecordedEvent
-from runner.dispatcher import Dispatcher, DispatchOptions
-from runner.observers import Tally
-from runner.senders import default_senders
+from tidings.adapters.memory import DecidingMemoryStore
+from tidings.core import Event, Severity
+from tidings.core.ports import DecideFn
+from tidings.core.records import DecidedClaim, RecordedEvent
+from tidings.runner.dispatcher import Dispatcher, DispatchOptions
+from tidings.runner.observers import Tally
+from tidings.runner.senders import default_senders
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -19,11 +19,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from adapters.memory import DecidingMemoryStore, MemoryStore
-from core import GLOBAL_KIND, Event, Preference, Severity, Skip
-from core.records import EventStatus
-from runner.dispatcher import Dispatcher, DispatchOptions
-from runner.senders import default_senders
+from tidings.adapters.memory import DecidingMemoryStore, MemoryStore
+from tidings.core import GLOBAL_KIND, Event, Preference, Severity, Skip
+from tidings.core.records import EventStatus
+from tidings.runner.dispatcher import Dispatcher, DispatchOptions
+from tidings.runner.senders import default_senders
 
 USERS = ("u1", "u2")
 KINDS = ("overload", "digest")

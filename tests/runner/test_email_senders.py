@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 import trustme
 
-from adapters.memory import MemoryStore
-from core import Channel, Severity
-from core.records import (
+from tests.smtp_server import HOST, Mailbox, StartServer
+from tidings.adapters.memory import MemoryStore
+from tidings.core import Channel, Severity
+from tidings.core.records import (
     ChannelFailed,
     ChannelOutcome,
     Delivered,
@@ -26,9 +27,8 @@ from core.records import (
     Notification,
     Recipient,
 )
-from runner.config import ConfigError, load_settings
-from runner.senders import channel_senders
-from tests.smtp_server import HOST, Mailbox, StartServer
+from tidings.runner.config import ConfigError, load_settings
+from tidings.runner.senders import channel_senders
 
 TO = "u42@example.test"
 FROM = "alerts@tidings.example"

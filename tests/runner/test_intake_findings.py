@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli import main
-from runner.intake import DEFAULT_MAX_LINE_BYTES
 from tests.runner.harness import Tidings, event_bytes
+from tidings.runner.cli import main
+from tidings.runner.intake import DEFAULT_MAX_LINE_BYTES
 
 Enqueue = Callable[[bytes], tuple[int, str]]
 SURROGATE = "must not contain lone surrogates (U+D800 to U+DFFF, not Unicode text)"

@@ -21,17 +21,17 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import Event
-from runner.cli import main
-from runner.intake import (
+from tests.core.test_validation import valid_events
+from tests.runner.harness import event_bytes
+from tidings.core import Event
+from tidings.runner.cli import main
+from tidings.runner.intake import (
     DEFAULT_MAX_LINE_BYTES,
     OversizeLine,
     RejectedLine,
     read_event_lines,
     read_lines,
 )
-from tests.core.test_validation import valid_events
-from tests.runner.harness import event_bytes
 
 LIMIT = 4096
 

@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.memory import MemoryStore
-from core import Event, Preference, Severity
-from core.records import Recipient
-from runner.dispatcher import Dispatcher, DispatchOptions
-from runner.logs import BATCH_LINES, LogObserver, configure_logging
-from runner.senders import default_senders
+from tidings.adapters.memory import MemoryStore
+from tidings.core import Event, Preference, Severity
+from tidings.core.records import Recipient
+from tidings.runner.dispatcher import Dispatcher, DispatchOptions
+from tidings.runner.logs import BATCH_LINES, LogObserver, configure_logging
+from tidings.runner.senders import default_senders
 
 SECRET = "whsec_bG9ncy1tdXN0LW5ldmVyLXNob3ctdGhpcw=="
 

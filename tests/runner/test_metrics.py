@@ -12,14 +12,14 @@ from datetime import UTC, datetime
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters.memory import MemoryStore
-from adapters.postgres import PostgresStore
-from core import Event, Preference, Severity
-from core.ports import EventIntake
-from runner.dispatcher import Dispatcher, DispatchOptions
-from runner.health import LOOPBACK, serve_health
-from runner.metrics import MetricsObserver
-from runner.senders import default_senders
+from tidings.adapters.memory import MemoryStore
+from tidings.adapters.postgres import PostgresStore
+from tidings.core import Event, Preference, Severity
+from tidings.core.ports import EventIntake
+from tidings.runner.dispatcher import Dispatcher, DispatchOptions
+from tidings.runner.health import LOOPBACK, serve_health
+from tidings.runner.metrics import MetricsObserver
+from tidings.runner.senders import default_senders
 
 Series = tuple[str, tuple[tuple[str, str], ...]]
 

@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from adapters.channels.addresses import AddressGuard, parse_allowed_networks
-from adapters.channels.webhook import WebhookSender
-from adapters.memory import MemoryStore
-from core.records import Delivered, DeliveryJob, Notification, Recipient
-from core.values import Channel, Severity
-from runner.logs import configure_logging
-from runner.output import for_terminal, to_json
-from runner.redaction import scheme_of, scrub_urls, shown_database, shown_url
 from tests.runner.harness import Tidings
 from tests.webhook_receiver import SECRET, Receiver
+from tidings.adapters.channels.addresses import AddressGuard, parse_allowed_networks
+from tidings.adapters.channels.webhook import WebhookSender
+from tidings.adapters.memory import MemoryStore
+from tidings.core.records import Delivered, DeliveryJob, Notification, Recipient
+from tidings.core.values import Channel, Severity
+from tidings.runner.logs import configure_logging
+from tidings.runner.output import for_terminal, to_json
+from tidings.runner.redaction import scheme_of, scrub_urls, shown_database, shown_url
 
 
 @pytest.fixture

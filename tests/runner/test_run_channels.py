@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from adapters.channels.addresses import AddressGuard, parse_allowed_networks
-from adapters.channels.webhook import WebhookSender
-from adapters.memory import MemoryStore
-from core import Channel, Event, Preference, Severity, decide_with
-from core.records import DeliveryStatus, Recipient
-from runner.cli import main
-from runner.dispatcher import Dispatcher
-from runner.senders import default_senders
 from tests.smtp_server import Mailbox, StartServer
 from tests.webhook_receiver import SECRET, Receiver
+from tidings.adapters.channels.addresses import AddressGuard, parse_allowed_networks
+from tidings.adapters.channels.webhook import WebhookSender
+from tidings.adapters.memory import MemoryStore
+from tidings.core import Channel, Event, Preference, Severity, decide_with
+from tidings.core.records import DeliveryStatus, Recipient
+from tidings.runner.cli import main
+from tidings.runner.dispatcher import Dispatcher
+from tidings.runner.senders import default_senders
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from runner.cli import main
+from tidings.runner.cli import main
 
 
 def free_port() -> int:
@@ -49,7 +49,7 @@ def test_a_running_process_serves_metrics_and_health_then_stops_on_sigterm(
     assert main(["--database", database, "enqueue", str(events)]) == 0
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "runner.cli", "--database", database, "--json", "run",
+        [sys.executable, "-m", "tidings.runner.cli", "--database", database, "--json", "run",
          "--metrics-port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

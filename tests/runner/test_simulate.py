@@ -16,14 +16,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.memory import MemoryStore
-from adapters.sqlite import SqliteStore
-from core import GLOBAL_KIND, Event, Policy, Preference, Severity, decide_with
-from core.ports import History
-from runner.cli import main
-from runner.dispatcher import Dispatcher, DispatchOptions
-from runner.senders import default_senders
-from runner.simulate import Replay, progress_line, replay
+from tidings.adapters.memory import MemoryStore
+from tidings.adapters.sqlite import SqliteStore
+from tidings.core import GLOBAL_KIND, Event, Policy, Preference, Severity, decide_with
+from tidings.core.ports import History
+from tidings.runner.cli import main
+from tidings.runner.dispatcher import Dispatcher, DispatchOptions
+from tidings.runner.senders import default_senders
+from tidings.runner.simulate import Replay, progress_line, replay
 
 # Relative to the real clock, so the CLI's default --since 30d covers the history.
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=10)

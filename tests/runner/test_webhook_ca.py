@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 import trustme
 
-from adapters.memory import MemoryStore
-from core import Channel, Severity
-from core.records import (
+from tests.webhook_receiver import SECRET, Receiver
+from tidings.adapters.memory import MemoryStore
+from tidings.core import Channel, Severity
+from tidings.core.records import (
     ChannelFailed,
     ChannelOutcome,
     Delivered,
@@ -26,9 +27,8 @@ from core.records import (
     Notification,
     Recipient,
 )
-from runner.config import ConfigError, load_settings
-from runner.senders import _webhook_trust, channel_senders
-from tests.webhook_receiver import SECRET, Receiver
+from tidings.runner.config import ConfigError, load_settings
+from tidings.runner.senders import _webhook_trust, channel_senders
 
 LOOPBACK = {"TIDINGS_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
 
