@@ -1,13 +1,16 @@
 """An in-memory store: the fake for tests and the simplest embedding.
 
 It keeps the same promises as the SQL stores (the contract suite runs against all of
-them), in plain dictionaries. One asyncio loop owns it; every method runs to
-completion without awaiting, so each call is atomic.
+them), in plain dictionaries, and decides as it claims as they do. One asyncio loop
+owns it; every method runs to completion without awaiting, so each call is atomic,
+and a call that fails (a decision that raises) changes nothing: it works out what to
+write first and writes it at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -21,9 +24,9 @@ from tidings.core import (
     Event,
     Preference,
     explain,
-    normalise_channel_names,
     parse_event,
 )
+from tidings.core.contacts import changed_recipient, disabled_webhook
 from tidings.core.decision import DecisionInputs, Plan, Skip
 from tidings.core.ports import DecideFn
 from tidings.core.records import (
@@ -38,14 +41,14 @@ from tidings.core.records import (
     DeliveryStatus,
     EventRecord,
     EventStatus,
-    IntakeItem,
     Notification,
     Recipient,
-    RecordedEvent,
+    RecipientChange,
     settled_note,
     settled_status,
 )
 from tidings.core.validation import InvalidEvent, event_fields, is_valid
+from tidings.core.values import stored_preference
 
 _DUE_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 
@@ -55,8 +58,6 @@ class _EventRow:
     event: Event
     validated: bool
     status: EventStatus = EventStatus.PENDING
-    claimed_by: str | None = None
-    lease_until: datetime | None = None
     enqueued_at: datetime
     decided_at: datetime | None = None
     outcome: Plan | Skip | None = None
@@ -68,8 +69,14 @@ def _claimable(claimed_by: str | None, lease_until: datetime | None, now: dateti
     return claimed_by is None or lease_until is None or lease_until <= now
 
 
+def _lane(user_id: str, kind: str, lanes: int) -> int:
+    return zlib.crc32(f"{user_id}\x1f{kind}".encode()) % lanes
+
+
 class MemoryStore:
     """Every port in dictionaries. ``clock`` gives "now"; the runner owns it."""
+
+    max_lanes = 8
 
     def __init__(self, clock: Callable[[], datetime], lease: timedelta = DEFAULT_LEASE) -> None:
         self._clock = clock
@@ -82,6 +89,9 @@ class MemoryStore:
         self._recipients: dict[str, Recipient] = {}
 
     async def migrate(self) -> int:
+        return 0
+
+    async def pending_migrations(self) -> int:
         return 0
 
     async def close(self) -> None:
@@ -100,32 +110,6 @@ class MemoryStore:
                 added += 1
         return added
 
-    async def claim_events(self, worker_id: str, limit: int) -> Sequence[IntakeItem]:
-        now = self._clock()
-        claimed: list[IntakeItem] = []
-        for event_id, row in self._events.items():
-            if len(claimed) >= limit:
-                break
-            open_claim = row.status is EventStatus.CLAIMED and _claimable(
-                row.claimed_by, row.lease_until, now
-            )
-            if row.status is EventStatus.PENDING or open_claim:
-                self._events[event_id] = attrs.evolve(
-                    row,
-                    status=EventStatus.CLAIMED,
-                    claimed_by=worker_id,
-                    lease_until=now + self._lease,
-                )
-                claimed.append(IntakeItem(event_id=event_id, fields=event_fields(row.event)))
-        return claimed
-
-    async def reject_event(self, worker_id: str, event_id: str, error: InvalidEvent) -> None:
-        row = self._events.get(event_id)
-        if row is not None and row.claimed_by == worker_id and row.status is EventStatus.CLAIMED:
-            self._events[event_id] = attrs.evolve(
-                row, status=EventStatus.REJECTED, error=str(error), decided_at=self._clock()
-            )
-
     async def backlog(self) -> Backlog:
         now = self._clock()
         events = sum(row.status not in TERMINAL_EVENT_STATUSES for row in self._events.values())
@@ -139,9 +123,6 @@ class MemoryStore:
 
     async def renew_claims(self, worker_id: str) -> None:
         until = self._clock() + self._lease
-        for event_id, row in self._events.items():
-            if row.status is EventStatus.CLAIMED and row.claimed_by == worker_id:
-                self._events[event_id] = attrs.evolve(row, lease_until=until)
         for delivery_id, delivery in self._deliveries.items():
             if delivery.claimed_by == worker_id:
                 self._deliveries[delivery_id] = attrs.evolve(delivery, lease_until=until)
@@ -151,33 +132,62 @@ class MemoryStore:
 
     # -- decisions -----------------------------------------------------------------
 
-    async def record_decisions(
-        self, worker_id: str, events: Sequence[Event], decide: DecideFn
-    ) -> Sequence[RecordedEvent]:
-        mine = {
-            event.event_id
-            for event in events
-            if (row := self._events.get(event.event_id)) is not None
-            and row.status is EventStatus.CLAIMED
-            and row.claimed_by == worker_id
-        }
-        return self._decide(worker_id, events, mine, decide)
-
-    def _decide(
-        self, worker_id: str, events: Sequence[Event], mine: set[str], decide: DecideFn
-    ) -> list[RecordedEvent]:
+    async def decide_claimable(
+        self, worker_id: str, limit: int, decide: DecideFn, *, lane: int = 0, lanes: int = 1
+    ) -> DecidedClaim:
+        if not 0 <= lane < lanes <= self.max_lanes:
+            raise ValueError(f"lane {lane} of {lanes} (at most {self.max_lanes} lanes)")
+        taken = itertools.islice(
+            (
+                row
+                for row in self._events.values()
+                if row.status is EventStatus.PENDING
+                and _lane(row.event.user_id, row.event.kind, lanes) == lane
+            ),
+            limit,
+        )
+        valid: list[Event] = []
+        rejected: list[tuple[str, InvalidEvent]] = []
+        for row in taken:
+            if row.validated:
+                valid.append(row.event)
+                continue
+            match parse_event(event_fields(row.event)):
+                case Success(event):
+                    valid.append(event)
+                case Failure(error):
+                    rejected.append((row.event.event_id, error))
         now = self._clock()
-        recorder = BatchRecorder(
+        recorder = self._recorder(worker_id, decide, now, valid)
+        recorded = recorder.record_each(valid)
+        # Nothing is written until every decision is made: a decision that raises
+        # leaves the store as it was.
+        for event_id, error in rejected:
+            row = self._events[event_id]
+            self._events[event_id] = attrs.evolve(
+                row, status=EventStatus.REJECTED, error=str(error), decided_at=now
+            )
+        self._write(recorder)
+        return DecidedClaim(recorded=tuple(recorded), rejected=tuple(rejected))
+
+    def _recorder(
+        self, worker_id: str, decide: DecideFn, now: datetime, events: Sequence[Event]
+    ) -> BatchRecorder:
+        """A recorder loaded with the inputs of ``events``' keys, as a SQL store loads them."""
+        keys = {(event.user_id, event.kind) for event in events}
+        return BatchRecorder(
             worker_id=worker_id,
             decide=decide,
             now=now,
             lease=self._lease,
             preferences=self._preferences,
-            last_sent=self._last_sent,
+            last_sent={key: self._last_sent[key] for key in keys if key in self._last_sent},
         )
-        recorded = recorder.record_claimed(events, mine)
+
+    def _write(self, recorder: BatchRecorder) -> None:
         for notification in recorder.notifications:
             self._notifications[notification.id] = notification
+            self._last_sent[(notification.user_id, notification.kind)] = notification.created_at
         for delivery in recorder.deliveries:
             self._deliveries[delivery.id] = delivery
         for decided in recorder.events:
@@ -187,10 +197,7 @@ class MemoryStore:
                 outcome=decided.outcome,
                 decided_at=decided.decided_at,
                 notification_id=decided.notification_id,
-                claimed_by=None,
-                lease_until=None,
             )
-        return recorded
 
     async def event_record(self, event_id: str) -> EventRecord | None:
         row = self._events.get(event_id)
@@ -367,16 +374,15 @@ class MemoryStore:
     async def recipient(self, user_id: str) -> Recipient | None:
         return self._recipients.get(user_id)
 
-    async def set_recipient(self, recipient: Recipient) -> None:
-        known = self._recipients.get(recipient.user_id)
-        same_url = known is not None and known.webhook_url == recipient.webhook_url
-        disabled = known.webhook_disabled if known is not None and same_url else None
-        self._recipients[recipient.user_id] = attrs.evolve(recipient, webhook_disabled=disabled)
+    async def update_recipient(self, change: RecipientChange) -> Recipient:
+        stored = changed_recipient(self._recipients.get(change.user_id), change)
+        self._recipients[change.user_id] = stored
+        return stored
 
     async def disable_webhook(self, user_id: str, url: str, reason: str) -> None:
-        found = self._recipients.get(user_id)
-        if found is not None and found.webhook_url == url:
-            self._recipients[user_id] = attrs.evolve(found, webhook_disabled=reason)
+        disabled = disabled_webhook(self._recipients.get(user_id), url, reason)
+        if disabled is not None:
+            self._recipients[user_id] = disabled
 
     async def requeue_delivery(self, delivery_id: str) -> bool:
         row = self._deliveries.get(delivery_id)
@@ -390,7 +396,7 @@ class MemoryStore:
     # -- preferences ---------------------------------------------------------------
 
     async def set_preference(self, user_id: str, kind: str, preference: Preference) -> Preference:
-        stored = attrs.evolve(preference, channels=normalise_channel_names(preference.channels))
+        stored = stored_preference(preference)
         self._preferences[(user_id, kind)] = stored
         return stored
 
@@ -400,55 +406,3 @@ class MemoryStore:
             for (owner, kind), preference in sorted(self._preferences.items())
             if owner == user_id
         }
-
-
-def _lane(user_id: str, kind: str, lanes: int) -> int:
-    return zlib.crc32(f"{user_id}\x1f{kind}".encode()) % lanes
-
-
-class DecidingMemoryStore(MemoryStore):
-    """The in-memory store deciding as it claims, as the SQL stores do: for tests of
-    that path and for embeddings. Each call runs to completion, hence atomic."""
-
-    max_lanes = 8
-
-    async def decide_claimable(
-        self, worker_id: str, limit: int, decide: DecideFn, *, lane: int = 0, lanes: int = 1
-    ) -> DecidedClaim:
-        if not 0 <= lane < lanes <= self.max_lanes:
-            raise ValueError(f"lane {lane} of {lanes} (at most {self.max_lanes} lanes)")
-        now = self._clock()
-        taken = [
-            row
-            for row in self._events.values()
-            if (
-                row.status is EventStatus.PENDING
-                or (
-                    row.status is EventStatus.CLAIMED
-                    and _claimable(row.claimed_by, row.lease_until, now)
-                )
-            )
-            and _lane(row.event.user_id, row.event.kind, lanes) == lane
-        ][:limit]
-        valid: list[Event] = []
-        rejected: list[tuple[str, InvalidEvent]] = []
-        for row in taken:
-            event = row.event
-            if row.validated:
-                valid.append(event)
-                continue
-            match parse_event(event_fields(event)):
-                case Success(checked):
-                    valid.append(checked)
-                case Failure(error):
-                    rejected.append((event.event_id, error))
-                    self._events[event.event_id] = attrs.evolve(
-                        self._events[event.event_id],
-                        status=EventStatus.REJECTED,
-                        error=str(error),
-                        decided_at=now,
-                        claimed_by=None,
-                        lease_until=None,
-                    )
-        recorded = self._decide(worker_id, valid, {event.event_id for event in valid}, decide)
-        return DecidedClaim(recorded=tuple(recorded), rejected=tuple(rejected))

@@ -83,7 +83,6 @@ class ValidatedRows:
 CLAIMED_COLUMNS = "seq, event_id, user_id, kind, severity, title, body, payload_json, validated"
 """What a claim selects for ``validate_rows``, in this order: positional rows (plain
 tuples from psycopg) skip building a mapping for each of thousands of rows."""
-_CLAIMED_NAMES = tuple(CLAIMED_COLUMNS.split(", "))
 
 
 def validate_rows(rows: Iterable[Sequence[Any]]) -> ValidatedRows:
@@ -96,13 +95,12 @@ def validate_rows(rows: Iterable[Sequence[Any]]) -> ValidatedRows:
             valid.events.append(event)
             valid.row_of[event.event_id] = seq
             continue
-        item = rowmaps.intake_item(dict(zip(_CLAIMED_NAMES, row, strict=True)))
-        match parse_event(item.fields):
+        match parse_event(rowmaps.stored_fields(row[1:8])):
             case Success(event):
                 valid.events.append(event)
                 valid.row_of[event.event_id] = seq
             case Failure(error):
-                valid.rejected.append((seq, item.event_id, error))
+                valid.rejected.append((seq, row[1], error))
     return valid
 
 
@@ -134,15 +132,9 @@ class BatchRecorder:
         self.deliveries: list[DeliveryRow] = []
         self.events: list[DecidedEventRow] = []
 
-    def record_claimed(self, events: Sequence[Event], claimed: set[str]) -> list[RecordedEvent]:
-        """Record, in order, the events whose ids are in ``claimed``, each at most once:
-        once decided, an event is no longer claimed, so a repeat in the batch is not."""
-        recorded = []
-        for event in events:
-            if event.event_id in claimed:
-                claimed.discard(event.event_id)
-                recorded.append(self.record(event))
-        return recorded
+    def record_each(self, events: Sequence[Event]) -> list[RecordedEvent]:
+        """Decide and record ``events`` in order."""
+        return [self.record(event) for event in events]
 
     def record(self, event: Event) -> RecordedEvent:
         key = (event.user_id, event.kind)

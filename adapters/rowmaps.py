@@ -22,7 +22,6 @@ from tidings.core.records import (
     DeliveryStatus,
     EventRecord,
     EventStatus,
-    IntakeItem,
     Notification,
     Recipient,
 )
@@ -79,10 +78,12 @@ def validated_event(columns: Sequence[Any]) -> Event | None:
     )
 
 
-def intake_item(row: RowLike) -> IntakeItem:
-    """The stored fields as given, for validation: absent values are left out."""
-    fields = {name: value for name in _EVENT_FIELDS if (value := row[name]) is not None}
-    return IntakeItem(event_id=row["event_id"], fields=fields)
+def stored_fields(columns: Sequence[Any]) -> dict[str, object]:
+    """An event row's fields as stored, for validation: absent values are left out.
+    ``columns``: the row's event columns in ``_EVENT_FIELDS`` order."""
+    return {
+        name: value for name, value in zip(_EVENT_FIELDS, columns, strict=True) if value is not None
+    }
 
 
 def _required(moment: datetime | None) -> datetime:

@@ -66,7 +66,7 @@ def _plain_split(names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ..
 
 
 def plain_decide(args: PlainArgs) -> PlainOutcome:
-    """The rules of DESIGN.md "The decision", on strings, ints and tuples."""
+    """The rules of README.md "The rules", on strings, ints and tuples."""
     kind, severity, kind_row, global_row, last_us, now_us, policy = args
     if kind_row is not None:
         channels, ignored = _plain_split(kind_row[0])

@@ -28,7 +28,7 @@ from tidings.adapters.channels.smtp_config import SmtpConfig
 from tidings.adapters.memory import MemoryStore
 from tidings.adapters.sqlite import SqliteStore
 from tidings.core import Channel, Event, Preference, Severity
-from tidings.core.records import DeliveryJob, DeliveryStatus, Notification, Recipient
+from tidings.core.records import DeliveryJob, DeliveryStatus, Notification, RecipientChange
 from tidings.runner.clock import system_clock
 from tidings.runner.dispatcher import Dispatcher, DispatchOptions
 from tidings.runner.senders import default_senders
@@ -88,7 +88,9 @@ async def _tidings(folder: Path, port: int, events: int, sends: int) -> tuple[fl
     store = SqliteStore(str(folder / "tidings.db"), clock=system_clock)
     await store.migrate()
     for n in range(events):
-        await store.set_recipient(Recipient(user_id=f"user{n}", email=f"user{n}@example.test"))
+        await store.update_recipient(
+            RecipientChange(user_id=f"user{n}", email=f"user{n}@example.test")
+        )
         await store.set_preference(f"user{n}", "alert", Preference(("email",), Severity.INFO))
     await store.enqueue(
         [
@@ -114,7 +116,7 @@ async def _tidings(folder: Path, port: int, events: int, sends: int) -> tuple[fl
 async def _one_at_a_time(port: int, sample: int) -> float:
     """The reference's loop: each send waits for the one before it."""
     directory = MemoryStore(clock=system_clock)
-    await directory.set_recipient(Recipient(user_id="u", email="u@example.test"))
+    await directory.update_recipient(RecipientChange(user_id="u", email="u@example.test"))
     sender = EmailSender(_config(port), directory, clock=system_clock)
     notification = Notification(
         id="n", event_id="s", user_id="u", kind="alert", severity=Severity.WATCH,

@@ -1,15 +1,19 @@
-"""The ports: what the runner needs from a store and a channel, as Protocols.
+"""The ports: what each caller needs from a store, and from a channel, as Protocols.
 
-Few and coarse, each shaped like one transaction of the runner, so that a SQL store
-can make each call atomic (and serialised per (user, kind)) without the runner
-knowing how. Adapters satisfy them structurally; they do not inherit from them.
+Each caller depends on the narrow protocol it uses: the dispatch loop on
+``DispatchStore`` (seven members), the CLI's reads on ``Inbox``, ``DeliveryLog``,
+``DecisionRecords`` and ``History``, the senders on a ``RecipientDirectory``. Each
+method is shaped like one transaction of the runner, so a SQL store can make it atomic
+(and serialised per (user, kind)) without the caller knowing how. ``Store`` is all of
+them at once: what opening a database gives. Adapters satisfy them structurally; they
+do not inherit from them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from returns.result import Result
 
@@ -23,12 +27,10 @@ from tidings.core.records import (
     DeliveryRecord,
     DeliveryStatus,
     EventRecord,
-    IntakeItem,
     Notification,
     Recipient,
-    RecordedEvent,
+    RecipientChange,
 )
-from tidings.core.validation import InvalidEvent
 from tidings.core.values import Event, Preference
 
 
@@ -48,42 +50,23 @@ class DecideFn(Protocol):
     ) -> Result[Plan, Skip]: ...
 
 
-class EventIntake(Protocol):
-    """The durable intake: every accepted event is stored before it is decided."""
-
-    async def enqueue(self, events: Sequence[Event]) -> int:
-        """Store events as pending; an event_id already present is ignored. Returns
-        how many were new."""
-        ...
-
-    async def claim_events(self, worker_id: str, limit: int) -> Sequence[IntakeItem]:
-        """Take up to ``limit`` pending events (or ones whose claim expired), oldest first."""
-        ...
-
-    async def reject_event(self, worker_id: str, event_id: str, error: InvalidEvent) -> None:
-        """End a claimed event that failed validation, keeping its error."""
-        ...
+class PendingWork(Protocol):
+    """How much work a store still holds (the dispatcher's idle check, health probes)."""
 
     async def backlog(self) -> Backlog:
         """What is not finished: events not terminal, deliveries due now."""
         ...
 
-    async def renew_claims(self, worker_id: str) -> None:
-        """Extend the leases of the events and deliveries ``worker_id`` holds, so a live
-        worker keeps its work while a dead one's expires and is taken over."""
-        ...
 
-    async def wait_for_events(self, at_most: float) -> None:
-        """Return when new events may have arrived, or after ``at_most`` seconds."""
-        ...
+class DispatchStore(PendingWork, Protocol):
+    """What the dispatch loop needs, and nothing more: claim-and-decide in lanes, the
+    delivery outbox, lease renewal, waiting for events and the backlog.
 
-
-@runtime_checkable
-class ClaimDeciding(Protocol):
-    """A store that claims, validates, decides and records in one transaction, so
-    nothing sits claimed between transactions; the runner then uses this instead of
-    claim-then-record. Keys can be split into lanes, each decided by its own
-    sequence of transactions, so one key's events stay in order within a runner."""
+    Claiming and deciding are one transaction, so nothing sits claimed between
+    transactions: a runner that dies mid-batch takes its transaction with it, and the
+    events are claimable again at once. Deliveries are claimed under a lease, so a dead
+    runner's sends are taken over when it expires.
+    """
 
     @property
     def max_lanes(self) -> int:
@@ -93,23 +76,51 @@ class ClaimDeciding(Protocol):
     async def decide_claimable(
         self, worker_id: str, limit: int, decide: DecideFn, *, lane: int = 0, lanes: int = 1
     ) -> DecidedClaim:
-        """Take up to ``limit`` claimable events (as ``claim_events``: pending, or whose
-        claim expired), oldest first, among those whose (user, kind) falls in ``lane``
-        of ``lanes`` (a fixed split of keys, ``lanes`` at most ``max_lanes``); reject
-        the invalid ones and record a decision for each valid one, in order."""
+        """In one transaction: take up to ``limit`` pending events, oldest first, among
+        those whose (user, kind) falls in ``lane`` of ``lanes`` (a fixed split of keys,
+        ``lanes`` at most ``max_lanes``); reject the invalid ones with every reason; for
+        each valid one, in order, load its inputs, decide, and record the notification,
+        its deliveries and the event's status. Deliveries that need sending come back
+        claimed by ``worker_id``. A failure records nothing: the events stay pending."""
+        ...
+
+    async def claim_due_deliveries(self, worker_id: str, limit: int) -> Sequence[DeliveryJob]:
+        """Claim up to ``limit`` deliveries due now whose claim (if any) expired."""
+        ...
+
+    async def settle_delivery(
+        self,
+        worker_id: str,
+        delivery_id: str,
+        outcome: ChannelOutcome,
+        retry_at: datetime | None,
+    ) -> bool:
+        """Record a send's outcome if the delivery is still claimed by ``worker_id``.
+        A failure with ``retry_at`` waits until then; without it, it is dead.
+        Returns False, changing nothing, when the claim was lost."""
+        ...
+
+    async def renew_claims(self, worker_id: str) -> None:
+        """Extend the leases of the deliveries ``worker_id`` holds, so a live worker
+        keeps its sends while a dead one's expire and are taken over."""
+        ...
+
+    async def wait_for_events(self, at_most: float) -> None:
+        """Return when new events may have arrived, or after ``at_most`` seconds."""
         ...
 
 
-class DecisionLedger(Protocol):
-    """Decide and record in one step, so the cooldown check and its record are atomic."""
+class EventIntake(Protocol):
+    """The durable intake: every accepted event is stored before it is decided."""
 
-    async def record_decisions(
-        self, worker_id: str, events: Sequence[Event], decide: DecideFn
-    ) -> Sequence[RecordedEvent]:
-        """For each event still claimed by ``worker_id``, in order: load its inputs,
-        decide, and record the notification, its deliveries and the event's status.
-        Deliveries that need sending come back claimed by ``worker_id``."""
+    async def enqueue(self, events: Sequence[Event]) -> int:
+        """Store events as pending; an event_id already present is ignored. Returns
+        how many were new."""
         ...
+
+
+class DecisionRecords(Protocol):
+    """One event's record and what a decision would see now: ``explain`` and dry runs."""
 
     async def event_record(self, event_id: str) -> EventRecord | None: ...
 
@@ -137,22 +148,8 @@ class History(Protocol):
     async def all_preferences(self) -> Mapping[tuple[str, str], Preference]: ...
 
 
-class DeliveryQueue(Protocol):
-    """The outbox of deliveries: claimed, sent outside any transaction, then settled."""
-
-    async def claim_due_deliveries(self, worker_id: str, limit: int) -> Sequence[DeliveryJob]: ...
-
-    async def settle_delivery(
-        self,
-        worker_id: str,
-        delivery_id: str,
-        outcome: ChannelOutcome,
-        retry_at: datetime | None,
-    ) -> bool:
-        """Record a send's outcome if the delivery is still claimed by ``worker_id``.
-        A failure with ``retry_at`` waits until then; without it, it is dead.
-        Returns False, changing nothing, when the claim was lost."""
-        ...
+class DeliveryLog(Protocol):
+    """The deliveries as operators see them, and a dead one sent again."""
 
     async def deliveries(
         self, status: DeliveryStatus | None = None, limit: int = 100
@@ -186,7 +183,8 @@ class PreferenceBook(Protocol):
     """Users' preferences, per kind and global (kind ``_global``)."""
 
     async def set_preference(self, user_id: str, kind: str, preference: Preference) -> Preference:
-        """Store the preference with normalised channel names; returns what was stored."""
+        """Store the preference with normalised channel names
+        (``core.values.stored_preference``); returns what was stored."""
         ...
 
     async def preferences(self, user_id: str) -> Mapping[str, Preference]: ...
@@ -198,37 +196,56 @@ class RecipientDirectory(Protocol):
     async def recipient(self, user_id: str) -> Recipient | None: ...
 
 
-class RecipientBook(RecipientDirectory, Protocol):
-    """The store's own ``recipients`` table, which the CLI edits."""
-
-    async def set_recipient(self, recipient: Recipient) -> None:
-        """Store contact points. A different webhook URL clears an earlier disabling;
-        the same URL stays disabled."""
-        ...
+class WebhookDirectory(RecipientDirectory, Protocol):
+    """What the webhook sender needs: contact points, and turning off an endpoint that
+    answered 410 Gone."""
 
     async def disable_webhook(self, user_id: str, url: str, reason: str) -> None:
         """Stop sending to ``url`` for the user until another URL is set. Nothing
-        happens if the user's URL has changed meanwhile (a late 410 from the old one)."""
+        happens if the user's URL has changed meanwhile (a late 410 from the old one).
+        The rule: ``core.contacts.disabled_webhook``."""
         ...
 
 
-class Store(
-    EventIntake,
-    DecisionLedger,
-    DeliveryQueue,
-    Inbox,
-    PreferenceBook,
-    RecipientBook,
-    History,
-    Protocol,
-):
-    """Everything the runner and CLI need from one database."""
+class RecipientBook(RecipientDirectory, Protocol):
+    """The store's own ``recipients`` table, which the CLI edits."""
+
+    async def update_recipient(self, change: RecipientChange) -> Recipient:
+        """Apply ``change`` to the user's contact points in one transaction (read, apply
+        ``core.contacts.changed_recipient``, write); returns what is stored."""
+        ...
+
+
+class StoreLifecycle(Protocol):
+    """The schema and the connections: migrate, see what is pending, close."""
 
     async def migrate(self) -> int:
         """Apply pending schema migrations; returns how many were applied."""
         ...
 
+    async def pending_migrations(self) -> int:
+        """How many of this version's migrations the database lacks (all of them when
+        it is empty), changing nothing."""
+        ...
+
     async def close(self) -> None: ...
+
+
+class Store(
+    DispatchStore,
+    EventIntake,
+    DecisionRecords,
+    History,
+    DeliveryLog,
+    Inbox,
+    PreferenceBook,
+    RecipientBook,
+    WebhookDirectory,
+    StoreLifecycle,
+    Protocol,
+):
+    """Every port on one database: what ``runner/stores.py`` opens. Components take
+    the narrow protocol they use instead."""
 
 
 class ChannelSender(Protocol):

@@ -7,8 +7,8 @@ the runner agree on them without importing each other.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Final
 
 import attrs
 
@@ -17,15 +17,15 @@ from tidings.core.validation import InvalidEvent
 from tidings.core.values import Channel, Event, Severity
 
 DEFAULT_LEASE = timedelta(seconds=10)
-"""How long a claim lasts unless renewed: short, so a dead runner's work is taken
-over within seconds, and renewed at a third of it by a live one."""
+"""How long a delivery claim lasts unless renewed: short, so a dead runner's sends are
+taken over within seconds, and renewed at a third of it by a live one."""
 
 
 class EventStatus(enum.Enum):
-    """Where an accepted event is. The last three are terminal; each event ends in one."""
+    """Where an accepted event is: pending until the one transaction that claims it
+    decides it; then in one of the other three, terminal states."""
 
     PENDING = "pending"
-    CLAIMED = "claimed"
     NOTIFIED = "notified"
     SKIPPED = "skipped"
     REJECTED = "rejected"
@@ -44,14 +44,6 @@ class DeliveryStatus(enum.Enum):
     SKIPPED = "skipped"
     FAILED = "failed"
     DEAD = "dead"
-
-
-@attrs.frozen(kw_only=True)
-class IntakeItem:
-    """A claimed event as stored, not yet validated: producers may insert rows directly."""
-
-    event_id: str
-    fields: Mapping[str, object]
 
 
 @attrs.frozen(kw_only=True)
@@ -213,3 +205,24 @@ class Recipient:
     webhook_secret: str | None = attrs.field(default=None, repr=False)
     webhook_disabled: str | None = None
     """Why the webhook endpoint was turned off (it answered 410 Gone), if it was."""
+
+
+class Unchanged(enum.Enum):
+    """The type of ``UNCHANGED``: a field that a ``RecipientChange`` leaves as it is."""
+
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED: Final = Unchanged.UNCHANGED
+
+
+@attrs.frozen(kw_only=True)
+class RecipientChange:
+    """What to change in a user's contact points, field by field: a new value, None to
+    clear the field, or ``UNCHANGED`` (the default) to keep what is stored. Applied by
+    ``core.contacts.changed_recipient``. The secret never shows in a repr."""
+
+    user_id: str
+    email: str | Unchanged | None = UNCHANGED
+    webhook_url: str | Unchanged | None = UNCHANGED
+    webhook_secret: str | Unchanged | None = attrs.field(default=UNCHANGED, repr=False)

@@ -136,6 +136,11 @@ def normalise_channel_names(names: tuple[str, ...] | list[str]) -> tuple[str, ..
     return tuple(normalised)
 
 
+def stored_preference(preference: Preference) -> Preference:
+    """What every store writes for ``preference``: its channel names normalised."""
+    return Preference(normalise_channel_names(preference.channels), preference.min_severity)
+
+
 def iso_text(moment: datetime) -> str:
     """``moment.isoformat()``, remembered: a run of cooldown skips for one (user, kind)
     renders the same two instants for every event. Keyed with the offset too, since

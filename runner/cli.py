@@ -1,7 +1,11 @@
-"""The ``tidings`` command line: parse, load settings, open the store, run one command.
+"""The ``tidings`` command line: a thin shell that parses, opens tidings through the one
+bootstrap (runner/bootstrap.py, as the Python API does), runs one command and prints.
 
-Failures of the outside world (a bad setting, an unreachable database, a missing
-file) become one line on stderr and an exit status, never a traceback.
+Only ``tidings migrate`` (and ``demo``, on its own temporary database) changes a schema:
+every other command first checks that the database is there and current, and exits 2
+with one line saying to run ``tidings migrate`` if not. Failures of the outside world
+(a bad setting, an unreachable database, a missing file) become one line on stderr and
+an exit status, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,35 +19,29 @@ import sys
 from collections.abc import Sequence
 
 from tidings.core.ports import StoreUnavailable
-from tidings.runner.clock import system_clock
-from tidings.runner.config import ConfigError, Settings, load_settings
+from tidings.runner import bootstrap
+from tidings.runner.api import AsyncTidings
+from tidings.runner.config import ConfigError, Settings
 from tidings.runner.logs import configure_logging
 from tidings.runner.parser import Command, build_parser
-from tidings.runner.stores import open_store
-
-
-def _flags(args: argparse.Namespace) -> dict[str, object]:
-    flags: dict[str, object] = {"database_url": getattr(args, "database", None)}
-    if getattr(args, "workers", None) is not None:
-        flags["workers"] = args.workers
-    return flags
 
 
 async def _main(args: argparse.Namespace, settings: Settings) -> int:
     if args.handler is None:
         from tidings.runner.demo import demo  # loaded only for the tour
 
-        return await demo(args, settings)
-    store = open_store(settings.database_url, clock=system_clock, lease=settings.lease)
+        return await demo(settings)
+    tidings = AsyncTidings(bootstrap.open_runtime(settings))
     # What is loaded by now (modules, classes, the store's driver) lives as long as the
     # process: the collector need not walk it again in each full collection, nor at exit.
     gc.freeze()
     try:
-        await store.migrate()
+        if not args.changes_schema:
+            await tidings.check_schema()
         handler: Command = args.handler
-        return await handler(args, store, settings)
+        return await handler(args, tidings)
     finally:
-        await store.close()
+        await tidings.close()
 
 
 _UNDECODED = re.compile("[\ud800-\udfff]")
@@ -70,9 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging()
     try:
-        settings = load_settings(_flags(args), config_file=getattr(args, "config", None))
+        settings = bootstrap.settings_for(
+            getattr(args, "database", None),
+            config_file=getattr(args, "config", None),
+            overrides={"workers": getattr(args, "workers", None)},
+        )
         return asyncio.run(_main(args, settings))
-    except ConfigError as error:
+    except (ConfigError, bootstrap.SchemaNotReady) as error:
         print(f"tidings: {error}", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error, StoreUnavailable) as error:

@@ -51,7 +51,6 @@ class Settings:
 _ENVIRONMENT = {
     "TIDINGS_DATABASE_URL": "database_url",
     "TIDINGS_WORKERS": "workers",
-    "TIDINGS_INTAKE_SIZE": "intake_size",
     "TIDINGS_BATCH_SIZE": "batch_size",
     "TIDINGS_MAX_LINE_BYTES": "max_line_bytes",
     "TIDINGS_POLL_INTERVAL": "poll_interval",
@@ -154,9 +153,6 @@ def _settings(raw: Mapping[str, object]) -> Settings:
         policy = attrs.evolve(policy, default_min_severity=severity)
     if "workers" in raw:
         options = attrs.evolve(options, workers=_positive_int("workers", raw["workers"]))
-    if "intake_size" in raw:
-        size = _positive_int("intake_size", raw["intake_size"])
-        options = attrs.evolve(options, intake_size=size)
     if "sends_per_channel" in raw:
         sends = _positive_int("sends_per_channel", raw["sends_per_channel"])
         options = attrs.evolve(options, sends_per_channel=sends)

@@ -1,13 +1,11 @@
-"""The dispatch loop: claim from the durable intake, decide and record, deliver, settle.
+"""The dispatch loop: claim and decide from the durable intake, deliver, settle.
 
-A feeder claims batches of stored events and routes each to one of N workers by
-(user, kind), so one key's events are decided in order while other keys proceed
-in parallel; the workers' queues together hold at most ``intake_size`` events, and a
-full queue stops the feeder claiming (back-pressure). A store that decides as it
-claims (SQLite, PostgreSQL) instead gets lanes: each lane is a fixed share of the keys
-whose batches are claimed, decided and recorded one transaction at a time, so each
-key stays in order; lanes run in parallel where the store allows (PostgreSQL).
-Deliveries run as tasks
+One way in: the store claims a batch of events, validates, decides and records them in
+one transaction (``core.ports.DispatchStore.decide_claimable``), so nothing sits
+claimed between transactions. Keys are split into lanes: each lane is a fixed share of
+the keys whose batches are decided one transaction at a time, so each key stays in
+order; lanes run in parallel where the store allows (PostgreSQL). Each lane holds at
+most one batch in memory; the rest waits in the database. Deliveries run as tasks
 outside any transaction (record first, then deliver, then settle), bounded per
 channel, and a retry loop claims deliveries whose next attempt is due.
 """
@@ -25,20 +23,17 @@ from functools import partial
 from typing import TypeVar
 
 import attrs
-from returns.result import Failure, Success
 
-from tidings.core import Event, Policy, decide_with, parse_event
-from tidings.core.ports import ChannelSender, ClaimDeciding, Store, StoreUnavailable
+from tidings.core import Policy, decide_with
+from tidings.core.ports import ChannelSender, DispatchStore, StoreUnavailable
 from tidings.core.records import (
     ChannelFailed,
     ChannelOutcome,
     DeliveryJob,
-    IntakeItem,
     RecordedEvent,
     settled_status,
 )
 from tidings.core.retry import DEFAULT_RETRY_SCHEDULE, next_attempt_at
-from tidings.core.validation import InvalidEvent
 from tidings.core.values import Channel
 from tidings.runner.observers import DispatchObserver, DispatchSummary, Observers, Tally
 
@@ -49,18 +44,16 @@ _T = TypeVar("_T")
 
 @attrs.frozen(kw_only=True)
 class DispatchOptions:
-    """How hard to work. Defaults follow the reference (intake of 256) and DESIGN.md.
+    """How hard to work. Defaults are the README's ("How it runs").
 
-    ``intake_size`` bounds the events claimed and not yet decided when workers decide
-    after lease claims; ``batch_size`` is the events one transaction decides. A store
-    that decides as it claims holds one batch per lane. A batch shares one commit and
-    one read of its keys' inputs, so a PostgreSQL runner and its server do less work
-    per event the larger it is: on the bench, a third less at 1000 than at 256, and a
-    tenth less again at 2000.
+    ``workers`` is how many lanes to run, at most what the store allows;
+    ``batch_size`` is the events one transaction decides, and what each lane holds in
+    memory at most. A batch shares one commit and one read of its keys' inputs, so a
+    PostgreSQL runner and its server do less work per event the larger it is: on the
+    bench, a third less at 1000 than at 256, and a tenth less again at 2000.
     """
 
     workers: int = 4
-    intake_size: int = 256
     batch_size: int = 2000
     poll_interval: float = 0.5
     sends_per_channel: int = 32
@@ -96,7 +89,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        store: Store,
+        store: DispatchStore,
         senders: Mapping[Channel, ChannelSender],
         *,
         worker_id: str,
@@ -113,18 +106,7 @@ class Dispatcher:
         self._options = options
         self._clock = clock
         self._jitter = jitter
-        # A store that decides as it claims runs up to ``workers`` lanes of keys, each
-        # one transaction at a time. Otherwise each queue item is one claim's events
-        # for that worker; the intake bound is kept by counting events in hand.
-        self._take_work: Callable[[], Awaitable[bool]] = self._claim
-        self._lanes = 1
-        workers = options.workers
-        if isinstance(store, ClaimDeciding):
-            self._take_work = partial(self._decide_lanes, store)
-            self._lanes = max(1, min(options.workers, store.max_lanes))
-            workers = 0
-        self._queues: list[asyncio.Queue[list[Event]]] = [asyncio.Queue() for _ in range(workers)]
-        self._room = asyncio.Event()
+        self._lanes = max(1, min(options.workers, store.max_lanes))
         self._send_slots = {
             channel: asyncio.Semaphore(options.sends_per_channel) for channel in Channel
         }
@@ -132,17 +114,10 @@ class Dispatcher:
         self._tally = Tally()
         self._observe = Observers([self._tally, *observers])
         self._stopping = asyncio.Event()
-        self._in_hand = 0
         self._running = False
-        self._all_decided = asyncio.Event()
-        # Claim only once there is room for a good share of a batch: claiming every
-        # freed slot at once would cut the work into many tiny transactions.
-        self._claim_at_least = max(1, min(options.batch_size, options.intake_size) // 2)
 
     def describe(self) -> str:
         """How this loop decides, for the start-up log line."""
-        if self._queues:
-            return f"{len(self._queues)} workers after lease claims"
         return f"{self._lanes} lane{'s' if self._lanes > 1 else ''} deciding as it claims"
 
     def alive(self) -> bool:
@@ -157,8 +132,9 @@ class Dispatcher:
     async def run(self, *, until_idle: bool = False) -> DispatchSummary:
         """Dispatch until ``stop()``, or with ``until_idle`` until nothing is left to do now.
 
-        A broken store stops the run with its exception: the events it held stay
-        claimed in the store, and another run takes them over when the claim expires.
+        A broken store stops the run with its exception: the batch in hand rolls back
+        with its transaction, so its events are claimable again at once, and the
+        deliveries this run claimed are taken over when their lease expires.
         """
         self._running = True
         try:
@@ -170,42 +146,25 @@ class Dispatcher:
 
     async def _run_tasks(self, until_idle: bool) -> None:
         async with asyncio.TaskGroup() as group:
-            workers = [group.create_task(self._work(queue)) for queue in self._queues]
             group.create_task(self._retry_due())
             group.create_task(self._renew_claims())
             try:
                 await self._feed(until_idle)
-                await asyncio.gather(*(queue.join() for queue in self._queues))
             finally:
                 self._stopping.set()
-                for task in workers:
-                    task.cancel()
 
     async def _feed(self, until_idle: bool) -> None:
         while not self._stopping.is_set():
-            if await self._take_work():
+            if await self._decide_lanes():
                 continue
-            if self._in_hand or self._sending:
+            if self._sending:
                 await self._settle_down()
             elif until_idle and (await self._patiently(self._store.backlog)).empty:
                 return
             else:
                 await self._store.wait_for_events(self._options.poll_interval)
 
-    async def _claim(self) -> bool:
-        """Claim a batch for the workers (or wait for room); false if none was there."""
-        room = self._options.intake_size - self._in_hand
-        if room < self._claim_at_least:  # back-pressure: wait for the workers
-            self._room.clear()
-            await self._room.wait()
-            return True
-        limit = min(self._options.batch_size, room)
-        items = await self._patiently(partial(self._store.claim_events, self._worker_id, limit))
-        if items:
-            await self._accept(items)
-        return bool(items)
-
-    async def _decide_lanes(self, store: ClaimDeciding) -> bool:
+    async def _decide_lanes(self) -> bool:
         """Every lane at once, each claiming batch after batch. A lane that finds
         nothing looks again every poll interval while another is still busy, so a
         flood of one lane's keys never holds back the others' new events; the round
@@ -214,26 +173,26 @@ class Dispatcher:
         lanes_round = _LaneRound(self._lanes)
         async with asyncio.TaskGroup() as group:
             lanes = [
-                group.create_task(self._drain_lane(store, lane, lanes_round))
+                group.create_task(self._drain_lane(lane, lanes_round))
                 for lane in range(self._lanes)
             ]
         return any(lane.result() for lane in lanes)
 
-    async def _drain_lane(self, store: ClaimDeciding, lane: int, lanes_round: _LaneRound) -> bool:
+    async def _drain_lane(self, lane: int, lanes_round: _LaneRound) -> bool:
         found = False
         while not self._stopping.is_set():
-            if await self._claim_and_decide(store, lane):
+            if await self._claim_and_decide(lane):
                 found = True
             elif await lanes_round.idle(self._options.poll_interval):
                 break
         return found
 
-    async def _claim_and_decide(self, store: ClaimDeciding, lane: int) -> bool:
+    async def _claim_and_decide(self, lane: int) -> bool:
         """Claim, decide and record in one store transaction; false if nothing was there."""
         started = time.perf_counter()
         claim = await self._patiently(
             partial(
-                store.decide_claimable,
+                self._store.decide_claimable,
                 self._worker_id,
                 self._options.batch_size,
                 self._decide,
@@ -248,37 +207,13 @@ class Dispatcher:
             self._note(claim.recorded, time.perf_counter() - started)
         return bool(claim.recorded or claim.rejected)
 
-    async def _accept(self, items: Sequence[IntakeItem]) -> None:
-        """Validate a claim and hand each worker its share, in claim order: one worker
-        per (user, kind), so each key's events are decided in order."""
-        shares: dict[int, list[Event]] = {}
-        for item in items:
-            match parse_event(item.fields):
-                case Success(event):
-                    shard = hash((event.user_id, event.kind)) % len(self._queues)
-                    shares.setdefault(shard, []).append(event)
-                case Failure(error):
-                    await self._reject(item.event_id, error)
-        for shard, events in shares.items():
-            self._in_hand += len(events)
-            self._queues[shard].put_nowait(events)
-        accepted = sum(len(events) for events in shares.values())
-        if accepted:
-            self._all_decided.clear()
-            self._observe.accepted(accepted)
-            self._observe.depth(self._in_hand)
-
-    async def _reject(self, event_id: str, error: InvalidEvent) -> None:
-        await self._patiently(lambda: self._store.reject_event(self._worker_id, event_id, error))
-        self._observe.rejected(event_id, error)
-
     async def _settle_down(self) -> None:
-        """Wait, at most a poll interval, for the work in hand to finish."""
-        waits = [*self._sending, asyncio.ensure_future(self._all_decided.wait())]
+        """Wait, at most a poll interval, for a send in flight to finish."""
         await asyncio.wait(
-            waits, timeout=self._options.poll_interval, return_when=asyncio.FIRST_COMPLETED
+            set(self._sending),
+            timeout=self._options.poll_interval,
+            return_when=asyncio.FIRST_COMPLETED,
         )
-        waits[-1].cancel()
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when asked to stop."""
@@ -290,8 +225,9 @@ class Dispatcher:
     async def _patiently(self, operation: Callable[[], Awaitable[_T]]) -> _T:
         """Run a store call, waiting out an unreachable store with capped backoff.
 
-        Nothing is lost meanwhile: claims not renewed expire and are taken over,
-        and a worker that lost its claim is fenced out when it comes back.
+        Nothing is lost meanwhile: an open transaction rolls back, delivery claims not
+        renewed expire and are taken over, and a worker that lost its claim is fenced
+        out when it comes back.
         """
         delay = 0.1
         failing = False
@@ -313,28 +249,6 @@ class Dispatcher:
         while not self._stopping.is_set():
             await self._pause(self._options.renew_interval)
             await self._patiently(lambda: self._store.renew_claims(self._worker_id))
-
-    async def _work(self, queue: asyncio.Queue[list[Event]]) -> None:
-        while True:
-            batch = await queue.get()
-            taken = 1
-            while len(batch) < self._options.batch_size and not queue.empty():
-                batch = [*batch, *queue.get_nowait()]
-                taken += 1
-            started = time.perf_counter()
-            try:
-                recorded = await self._patiently(
-                    partial(self._store.record_decisions, self._worker_id, batch, self._decide)
-                )
-                self._note(recorded, time.perf_counter() - started)
-            finally:
-                self._in_hand -= len(batch)
-                self._room.set()
-                self._observe.depth(self._in_hand)
-                if not self._in_hand:
-                    self._all_decided.set()
-                for _ in range(taken):
-                    queue.task_done()
 
     def _note(self, recorded: Sequence[RecordedEvent], seconds: float) -> None:
         self._observe.decided(recorded, seconds)

@@ -11,15 +11,24 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tidings.core import Event, Severity, decide_with, explain, outcome_of, outcome_to_mapping
+from tidings.core import (
+    Event,
+    Policy,
+    Severity,
+    decide_with,
+    explain,
+    outcome_of,
+    outcome_to_mapping,
+)
 from tidings.core.decision import DecisionInputs
-from tidings.core.ports import Store
+from tidings.core.ports import DecisionRecords
 from tidings.core.values import Preference
-from tidings.runner.config import Settings
+from tidings.runner.api import AsyncTidings, recorded_sentence
 from tidings.runner.output import for_terminal, to_json
 
 
-async def explain_command(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+async def explain_command(args: argparse.Namespace, tidings: AsyncTidings) -> int:
+    store = tidings.runtime.store
     what_if = (args.user, args.kind, args.severity)
     if args.event_id is not None and any(what_if):
         print("give an EVENT_ID or --user/--kind/--severity, not both", file=sys.stderr)
@@ -29,17 +38,15 @@ async def explain_command(args: argparse.Namespace, store: Store, settings: Sett
     if not all(what_if):
         print("give an EVENT_ID, or all of --user, --kind and --severity", file=sys.stderr)
         return 2
-    return await _dry_run(args, store, settings)
+    return await _dry_run(args, store, tidings.settings.policy)
 
 
-async def _recorded(args: argparse.Namespace, store: Store) -> int:
+async def _recorded(args: argparse.Namespace, store: DecisionRecords) -> int:
     record = await store.event_record(args.event_id)
     if record is None:
         print(f"no event {args.event_id}", file=sys.stderr)
         return 1
-    sentence = record.explanation or (
-        f"rejected: {record.error}" if record.error else f"not decided yet ({record.status.value})"
-    )
+    sentence = recorded_sentence(record)
     if not args.json:
         print(
             for_terminal(
@@ -74,7 +81,7 @@ def _preference_json(preference: Preference | None) -> object:
     return {"channels": list(preference.channels), "min_severity": preference.min_severity.value}
 
 
-async def _dry_run(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+async def _dry_run(args: argparse.Namespace, store: DecisionRecords, policy: Policy) -> int:
     try:
         severity = Severity(args.severity)
     except ValueError:
@@ -84,7 +91,7 @@ async def _dry_run(args: argparse.Namespace, store: Store, settings: Settings) -
     event = Event(
         event_id="dry-run", user_id=args.user, kind=args.kind, severity=severity, title="-", body=""
     )
-    outcome = outcome_of(decide_with(event, inputs, now, settings.policy))
+    outcome = outcome_of(decide_with(event, inputs, now, policy))
     if not args.json:
         print(f"dry run at {now.isoformat()} (nothing recorded)\n{for_terminal(explain(outcome))}")
         print(for_terminal(_inputs_text(inputs)))

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import attrs
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from tidings.core.ports import EventIntake, StoreUnavailable
+from tidings.core.ports import PendingWork, StoreUnavailable
 
 LOOPBACK = "127.0.0.1"
 _READ_TIMEOUT = 5.0
@@ -57,7 +57,7 @@ def _text(status: http.HTTPStatus, **headers: str) -> _Response:
     )
 
 
-async def _database_state(store: EventIntake, within: float) -> str:
+async def _database_state(store: PendingWork, within: float) -> str:
     """Whether the store answers a cheap query in time: "ok", or what went wrong in a
     few words, never the error's own text."""
     try:
@@ -87,7 +87,7 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str] | None:
 @attrs.frozen
 class _Endpoints:
     registry: CollectorRegistry
-    store: EventIntake
+    store: PendingWork
     alive: Callable[[], bool]
     database_timeout: float
 
@@ -151,7 +151,7 @@ async def serve_health(
     host: str,
     port: int,
     registry: CollectorRegistry,
-    store: EventIntake,
+    store: PendingWork,
     alive: Callable[[], bool],
     *,
     database_timeout: float = 2.0,

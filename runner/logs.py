@@ -185,6 +185,3 @@ class LogObserver:
                 "latency_ms": round(seconds * 1000, 2),
             },
         )
-
-    def depth(self, in_hand: int) -> None:
-        return None

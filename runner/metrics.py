@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from tidings.core import Skip
 from tidings.core.decision import SkipReason
@@ -37,7 +37,7 @@ class MetricsObserver:
         self.registry = CollectorRegistry()
         self._accepted = Counter(
             "tidings_events_accepted",
-            "Claimed events that passed validation and entered the intake.",
+            "Claimed events that passed validation and were decided.",
             registry=self.registry,
         )
         self._notified = Counter(
@@ -66,11 +66,6 @@ class MetricsObserver:
             "tidings_delivery_attempts",
             "Sends attempted, by channel.",
             ["channel"],
-            registry=self.registry,
-        )
-        self._depth = Gauge(
-            "tidings_intake_depth",
-            "Events accepted and not yet decided.",
             registry=self.registry,
         )
         self._decision_seconds = Histogram(
@@ -125,6 +120,3 @@ class MetricsObserver:
         self._attempts.labels(channel=channel).inc()
         self._deliveries.labels(channel=channel, outcome=status).inc()
         self._delivery_seconds.labels(channel=channel).observe(seconds)
-
-    def depth(self, in_hand: int) -> None:
-        self._depth.set(in_hand)

@@ -21,7 +21,7 @@ from tidings.core.values import Channel
 
 class DispatchObserver(Protocol):
     def accepted(self, count: int) -> None:
-        """``count`` claimed events passed validation and entered the intake."""
+        """``count`` claimed events passed validation and were decided."""
 
     def rejected(self, event_id: str, error: InvalidEvent) -> None: ...
 
@@ -33,9 +33,6 @@ class DispatchObserver(Protocol):
         self, job: DeliveryJob, outcome: ChannelOutcome, status: str, seconds: float
     ) -> None:
         """One send settled as ``status`` (or ``claim_lost``) after ``seconds``."""
-
-    def depth(self, in_hand: int) -> None:
-        """Events accepted and not yet decided, after each change."""
 
 
 @attrs.frozen(kw_only=True)
@@ -78,9 +75,6 @@ class Tally:
     ) -> None:
         self.deliveries[f"{job.channel.value}:{status}"] += 1
 
-    def depth(self, in_hand: int) -> None:
-        return None
-
     def summary(self) -> DispatchSummary:
         return DispatchSummary(
             notified=self.notified,
@@ -113,7 +107,3 @@ class Observers:
     ) -> None:
         for member in self.members:
             member.attempted(job, outcome, status, seconds)
-
-    def depth(self, in_hand: int) -> None:
-        for member in self.members:
-            member.depth(in_hand)

@@ -8,13 +8,12 @@ from pathlib import Path
 
 from tidings import __version__
 from tidings.core import GLOBAL_KIND
-from tidings.core.ports import Store
 from tidings.core.records import DeliveryStatus
 from tidings.runner import commands
-from tidings.runner.config import Settings
+from tidings.runner.api import AsyncTidings
 from tidings.runner.dryrun import explain_command
 
-Command = Callable[[argparse.Namespace, Store, Settings], Awaitable[int]]
+Command = Callable[[argparse.Namespace, AsyncTidings], Awaitable[int]]
 AddCommand = Callable[[str, Command, str], argparse.ArgumentParser]
 
 
@@ -73,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Decide, deliver and audit notifications for your users.",
     )
     parser.add_argument("--version", action="version", version=f"tidings {__version__}")
+    parser.set_defaults(changes_schema=False)  # only migrate (and the demo, on its own) do
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler: Command, help_text: str) -> argparse.ArgumentParser:
@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _intake_commands(command: AddCommand) -> None:
-    command("migrate", commands.migrate, "create or upgrade the database schema")
+    migrate = command("migrate", commands.migrate, "create or upgrade the database schema")
+    migrate.set_defaults(changes_schema=True)
     enqueue = command("enqueue", commands.enqueue, "add events from JSON lines to the intake")
     enqueue.add_argument("file", metavar="FILE|-", help="a JSON-lines file, or - for stdin")
 
@@ -134,7 +135,11 @@ def _user_commands(
     prefs_set.add_argument(
         "--channels", required=True, help="comma-separated: in_app,email,webhook ('' for silent)"
     )
-    prefs_set.add_argument("--min-severity", default="info")
+    prefs_set.add_argument(
+        "--min-severity",
+        help=f"info (default), watch or critical; not for {GLOBAL_KIND}, whose minimum is"
+        " the policy default",
+    )
     prefs_show = prefs_sub.add_parser("show", parents=[common], help="list a user's preferences")
     prefs_show.set_defaults(handler=commands.prefs_show)
     prefs_show.add_argument("user")
@@ -152,13 +157,20 @@ def _user_commands(
     recipients = sub.add_parser("recipients", parents=[common], help="set contact points")
     recipients_sub = recipients.add_subparsers(dest="recipients_command", required=True)
     recipients_set = recipients_sub.add_parser(
-        "set", parents=[common], help="set a user's email address and webhook endpoint"
+        "set",
+        parents=[common],
+        help="change a user's email address or webhook endpoint; what is not given stays",
     )
     recipients_set.set_defaults(handler=commands.recipients_set)
     recipients_set.add_argument("user")
-    recipients_set.add_argument("--email")
+    email = recipients_set.add_mutually_exclusive_group()
+    email.add_argument("--email")
+    email.add_argument("--clear-email", action="store_true", help="remove the email address")
     recipients_set.add_argument("--webhook-url")
     recipients_set.add_argument("--webhook-secret", help="whsec_ followed by base64")
+    recipients_set.add_argument(
+        "--clear-webhook", action="store_true", help="remove the webhook URL and its secret"
+    )
 
 
 def _delivery_commands(command: AddCommand) -> None:

@@ -2,18 +2,18 @@
 instead of as a failed delivery hours later.
 
 The email address is checked by ``adapters.channels.email_address``, the rule the
-email sender applies too: what is accepted here is what will be sent to. Values are
+email sender applies too, and the webhook secret by ``core.contacts``, whose parsing
+the webhook sender signs with: what is accepted here is what will be used. Values are
 echoed as ``repr`` (shortened when long; a URL without its credentials), so a lone
 surrogate prints as ``\\udc85`` instead of failing to print.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from urllib.parse import urlsplit
 
 from tidings.adapters.channels.email_address import address_problem
+from tidings.core.contacts import webhook_signing_key
 from tidings.core.records import Recipient
 from tidings.runner.redaction import shown_url
 
@@ -32,7 +32,8 @@ def recipient_problems(recipient: Recipient) -> list[str]:
             problems.append(f"webhook_url: {shown} is not an http(s) URL")
         if recipient.webhook_secret is None:
             problems.append("webhook_secret: required with a webhook URL (whsec_...)")
-    if recipient.webhook_secret is not None and not _valid_secret(recipient.webhook_secret):
+    secret = recipient.webhook_secret
+    if secret is not None and webhook_signing_key(secret) is None:
         problems.append("webhook_secret: must be whsec_ followed by base64")
     return problems
 
@@ -54,12 +55,3 @@ def _shown(value: str) -> str:
     if len(value) <= _SHOWN_LENGTH:
         return repr(value)
     return f"{value[:_SHOWN_LENGTH]!r}... ({len(value)} characters)"
-
-
-def _valid_secret(secret: str) -> bool:
-    if not secret.startswith("whsec_"):
-        return False
-    try:
-        return bool(base64.b64decode(secret.removeprefix("whsec_"), validate=True))
-    except (binascii.Error, ValueError):
-        return False

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from tidings.adapters.channels.smtp_config import NOT_CONFIGURED
 from tidings.adapters.channels.unconfigured import UnconfiguredSender
-from tidings.core.ports import ChannelSender, Store
+from tidings.core.ports import ChannelSender, WebhookDirectory
 from tidings.core.records import ChannelOutcome, DeliveryJob
 from tidings.core.values import Channel
 from tidings.runner.clock import system_clock
@@ -38,8 +38,8 @@ class _WebhookOnFirstSend:
     TLS context then load only in processes that send one, and a runner that has
     only in-app work starts faster."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
-        self._store = store
+    def __init__(self, directory: WebhookDirectory, settings: Settings) -> None:
+        self._directory = directory
         self._settings = settings
         self._sender: WebhookSender | None = None
 
@@ -50,7 +50,7 @@ class _WebhookOnFirstSend:
 
             guard = AddressGuard(self._settings.webhook_allowed_networks)
             self._sender = WebhookSender(
-                self._store,
+                self._directory,
                 guard,
                 clock=system_clock,
                 tls_context=_webhook_trust(self._settings.webhook_ca_file),
@@ -64,17 +64,18 @@ class _WebhookOnFirstSend:
 
 @asynccontextmanager
 async def channel_senders(
-    store: Store, settings: Settings
+    directory: WebhookDirectory, settings: Settings
 ) -> AsyncIterator[Mapping[Channel, ChannelSender]]:
-    """The configured senders, closed (idle connections dropped) on the way out.
-    Their HTTP and SMTP libraries load only in processes that use them."""
-    webhook = _WebhookOnFirstSend(store, settings)
+    """The configured senders, closed (idle connections dropped) on the way out; they
+    look recipients up in ``directory``. Their HTTP and SMTP libraries load only in
+    processes that use them."""
+    webhook = _WebhookOnFirstSend(directory, settings)
     email: ChannelSender = _SMTP_NOT_CONFIGURED
     if settings.smtp is not None:
         from tidings.adapters.channels.email import EmailSender
 
         trust = _smtp_trust(settings.smtp.ca_file)
-        email = EmailSender(settings.smtp, store, clock=system_clock, tls_context=trust)
+        email = EmailSender(settings.smtp, directory, clock=system_clock, tls_context=trust)
     try:
         yield {Channel.IN_APP: _IN_APP, Channel.EMAIL: email, Channel.WEBHOOK: webhook}
     finally:

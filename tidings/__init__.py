@@ -1,11 +1,18 @@
 """tidings: decide, deliver and audit notifications for your users.
 
 The names exported here are tidings' public API, documented and kept stable: the pure
-decision and the values it speaks in, and the ports and records needed to write one's
-own channel sender or recipient directory. The modules under ``tidings.core``,
+decision and the values it speaks in; the ports and records needed to write one's own
+channel sender or recipient directory; and the application API (``Tidings``,
+``AsyncTidings``) with its errors. The modules under ``tidings.core``,
 ``tidings.adapters`` and ``tidings.runner`` are the implementation and may change
 between releases; import from ``tidings`` (and ``tidings.testing`` in tests) instead.
+
+The application API loads on first use: code that only embeds ``decide`` does not pay
+for asyncio, the settings and the dispatcher.
 """
+
+import importlib
+from typing import TYPE_CHECKING
 
 from tidings.core import (
     GLOBAL_KIND,
@@ -33,6 +40,7 @@ from tidings.core import (
 )
 from tidings.core.ports import ChannelSender, RecipientDirectory, StoreUnavailable
 from tidings.core.records import (
+    UNCHANGED,
     ChannelFailed,
     ChannelOutcome,
     ChannelSkipped,
@@ -43,10 +51,42 @@ from tidings.core.records import (
     Recipient,
 )
 
+if TYPE_CHECKING:
+    from tidings.runner.api import (
+        AsyncTidings,
+        InvalidEventError,
+        InvalidPreferenceError,
+        InvalidRecipientError,
+    )
+    from tidings.runner.bootstrap import SchemaNotReady
+    from tidings.runner.observers import DispatchSummary
+    from tidings.runner.sync_api import Tidings
+
 __version__ = "0.1.0"
+
+_APPLICATION_API = {
+    "AsyncTidings": "tidings.runner.api",
+    "InvalidEventError": "tidings.runner.api",
+    "InvalidPreferenceError": "tidings.runner.api",
+    "InvalidRecipientError": "tidings.runner.api",
+    "SchemaNotReady": "tidings.runner.bootstrap",
+    "DispatchSummary": "tidings.runner.observers",
+    "Tidings": "tidings.runner.sync_api",
+}
+
+
+def __getattr__(name: str) -> object:
+    """The application API's names, imported when first asked for."""
+    module = _APPLICATION_API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tidings' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "GLOBAL_KIND",
+    "UNCHANGED",
+    "AsyncTidings",
     "Channel",
     "ChannelFailed",
     "ChannelOutcome",
@@ -56,9 +96,13 @@ __all__ = [
     "Delivered",
     "DeliveryJob",
     "DeliveryStatus",
+    "DispatchSummary",
     "Event",
     "FieldError",
     "InvalidEvent",
+    "InvalidEventError",
+    "InvalidPreferenceError",
+    "InvalidRecipientError",
     "Notification",
     "Plan",
     "Policy",
@@ -66,10 +110,12 @@ __all__ = [
     "PreferenceSource",
     "Recipient",
     "RecipientDirectory",
+    "SchemaNotReady",
     "Severity",
     "Skip",
     "SkipReason",
     "StoreUnavailable",
+    "Tidings",
     "__version__",
     "crossed_upward",
     "decide",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import email.utils
 import hashlib
@@ -29,7 +28,8 @@ import attrs
 import httpx
 
 from tidings.adapters.channels.addresses import AddressGuard, IPAddress
-from tidings.core.ports import RecipientBook
+from tidings.core.contacts import WEBHOOK_SECRET_PREFIX, webhook_signing_key
+from tidings.core.ports import WebhookDirectory
 from tidings.core.records import (
     ChannelFailed,
     ChannelOutcome,
@@ -40,8 +40,6 @@ from tidings.core.records import (
 )
 
 log = logging.getLogger("tidings.webhook")
-
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 
 MAX_RETRY_AFTER = timedelta(days=1)
 """The longest ``Retry-After`` honoured, so a receiver cannot park deliveries forever."""
@@ -76,17 +74,6 @@ def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
     signed = f"{message_id}.{timestamp}.".encode() + body
     digest = hmac.new(key, signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode("ascii")
-
-
-def signing_key(secret: str) -> bytes | None:
-    """The HMAC key in a ``whsec_<base64>`` secret, or None when it is not one."""
-    if not secret.startswith(SECRET_PREFIX):
-        return None
-    try:
-        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return key or None
 
 
 def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
@@ -163,7 +150,7 @@ class WebhookSender:
 
     def __init__(
         self,
-        directory: RecipientBook,
+        directory: WebhookDirectory,
         guard: AddressGuard,
         *,
         clock: Callable[[], datetime],
@@ -203,9 +190,9 @@ class WebhookSender:
             return ChannelSkipped(f"webhook disabled: {recipient.webhook_disabled}")
         if not recipient.webhook_secret:
             return _refused("webhook secret missing")
-        key = signing_key(recipient.webhook_secret)
+        key = webhook_signing_key(recipient.webhook_secret)
         if key is None:
-            return _refused(f"webhook secret is not {SECRET_PREFIX} followed by base64")
+            return _refused(f"webhook secret is not {WEBHOOK_SECRET_PREFIX} followed by base64")
         return await self._deliver(job, recipient.webhook_url, key)
 
     async def _deliver(self, job: DeliveryJob, url: str, key: bytes) -> ChannelOutcome:

@@ -50,19 +50,10 @@ _LOCK = (
     f"  SELECT abs(hashtextextended(u || chr(31) || k, 0) %% {_LOCK_BUCKETS})::integer"
     f"  FROM ({_KEYS}) AS t)) ORDER BY bucket FOR UPDATE) AS locked"
 )
-# Fencing: only events still claimed by this worker, locked against re-claiming.
-_STILL_CLAIMED = (
-    "SELECT seq, event_id FROM events WHERE event_id = ANY(%s) AND status = 'claimed'"
-    " AND claimed_by = %s FOR UPDATE"
-)
-# Claimable events locked by this transaction: pending, or claimed under a lease
-# that expired. ``now`` is the injected clock, or NULL for the database clock.
-# A lane is a fixed share of the (user, kind) keys: their hash modulo the lane count.
+# Pending events locked by this transaction, past seq ``after``. A lane is a fixed share
+# of the (user, kind) keys: their hash modulo the lane count.
 _CLAIM_LOCKED = (
-    f"SELECT {CLAIMED_COLUMNS} FROM events"
-    " WHERE seq > %(after)s AND status IN ('pending', 'claimed')"
-    " AND (status = 'pending'"
-    "  OR lease_until <= coalesce(%(now)s::timestamptz, clock_timestamp()))"
+    f"SELECT {CLAIMED_COLUMNS} FROM events WHERE seq > %(after)s AND status = 'pending'"
     " AND (%(lanes)s = 1 OR abs(hashtextextended("
     "  coalesce(user_id, '') || chr(31) || coalesce(kind, ''), 0) %% %(lanes)s) = %(lane)s)"
     " ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
@@ -76,8 +67,7 @@ lane filter or the rows of a JSON document, prefers reading the whole table. Set
 outside any pipeline: after a pipeline the server does not time out an idle session."""
 _REJECT = (
     "UPDATE events SET status = 'rejected', error = t.error,"
-    " decided_at = coalesce(%s::timestamptz, clock_timestamp()),"
-    " claimed_by = NULL, lease_until = NULL"
+    " decided_at = coalesce(%s::timestamptz, clock_timestamp())"
     " FROM unnest(%s::bigint[], %s::text[]) AS t(seq, error) WHERE events.seq = t.seq"
 )
 _PREFERENCES = (
@@ -122,7 +112,7 @@ _DECIDE_EVENTS = (
     "  FROM json_array_elements(%(outcomes)s::json) WITH ORDINALITY AS t(o, n))"
     " UPDATE events e SET status = r.status, reason = outcome.reason,"
     " decision = outcome.decision, explanation = outcome.explanation, decided_at = %(now)s,"
-    " notification_id = r.notification_id, claimed_by = NULL, lease_until = NULL"
+    " notification_id = r.notification_id"
     " FROM json_to_recordset(%(rows)s::json)"
     "  AS r(seq bigint, status text, outcome int, notification_id text)"
     " JOIN outcome ON outcome.i = r.outcome WHERE e.seq = r.seq"
@@ -184,26 +174,6 @@ def _decided_documents(recorder: BatchRecorder, seq_of: Mapping[str, int]) -> di
     return {"outcomes": f"[{','.join(outcomes)}]", "rows": f"[{','.join(rows)}]"}
 
 
-async def record_batch(
-    connection: AsyncConnection[tuple[object, ...]],
-    worker_id: str,
-    events: Sequence[Event],
-    decide: DecideFn,
-    *,
-    now: datetime | None,
-    lease: timedelta,
-) -> list[RecordedEvent]:
-    """Decide and record ``events`` in order, inside the caller's transaction, where
-    they are still claimed by ``worker_id`` (fencing).
-
-    ``now`` is the injected clock's reading, or None to read the database clock.
-    """
-    await connection.execute(_INDEXED_ONLY)
-    return await _decide_and_write(
-        connection, worker_id, events, decide, now=now, lease=lease, locked=None
-    )
-
-
 async def claim_and_decide(
     connection: AsyncConnection[tuple[object, ...]],
     worker_id: str,
@@ -215,7 +185,7 @@ async def claim_and_decide(
     lane: tuple[int, int] = (0, 1),
     after: int = 0,
 ) -> tuple[DecidedClaim, int]:
-    """Lock up to ``limit`` claimable events (``SKIP LOCKED``: other runners take
+    """Lock up to ``limit`` pending events (``SKIP LOCKED``: other runners take
     others) past seq ``after`` among ``lane`` (index, count) of the keys, reject the
     invalid ones and decide and record the rest, all inside the caller's transaction:
     if the runner dies, the transaction and its locks go with it, and the events are
@@ -224,8 +194,7 @@ async def claim_and_decide(
     cursor = connection.cursor()
     await cursor.execute(_INDEXED_ONLY)
     await cursor.execute(
-        _CLAIM_LOCKED,
-        {"limit": limit, "now": now, "lane": lane[0], "lanes": lane[1], "after": after},
+        _CLAIM_LOCKED, {"limit": limit, "lane": lane[0], "lanes": lane[1], "after": after}
     )
     found = await cursor.fetchall()
     claimed = validate_rows(found)
@@ -246,7 +215,7 @@ async def claim_and_decide(
             decide,
             now=now,
             lease=lease,
-            locked=claimed.row_of,
+            seq_of=claimed.row_of,
         )
         if claimed.events
         else []
@@ -266,28 +235,19 @@ async def _decide_and_write(
     *,
     now: datetime | None,
     lease: timedelta,
-    locked: Mapping[str, int] | None,
+    seq_of: Mapping[str, int],
 ) -> list[RecordedEvent]:
-    """Serialise on the batch's keys, load its inputs, decide and write. ``locked``:
-    the rows (event id to seq) this transaction already holds; None to fence on the
-    lease claim."""
+    """Serialise on the batch's keys, load its inputs, decide and write. ``seq_of``: the
+    rows (event id to seq) this transaction holds, locked before the keys, as every
+    deciding transaction locks them, so two never wait on each other in a cycle."""
     keys = {(event.user_id, event.kind) for event in events}
     wanted = json.dumps(list(keys))
-    cursors = [connection.cursor(row_factory=dict_row) for _ in range(5)]
-    locks, claimed, preferences, last_sent, clock = cursors
+    cursors = [connection.cursor(row_factory=dict_row) for _ in range(4)]
+    locks, preferences, last_sent, clock = cursors
     async with connection.pipeline():
-        # Rows before keys, as ``claim_and_decide`` locks them, so the two never wait
-        # on each other in a cycle.
-        if locked is None:
-            await claimed.execute(_STILL_CLAIMED, ([e.event_id for e in events], worker_id))
         await locks.execute(_LOCK, {"keys": wanted})
         await preferences.execute(_PREFERENCES, {"keys": wanted, "global": GLOBAL_KIND})
         await last_sent.execute(_LAST_SENT, {"keys": wanted})
-        mine = (
-            {row["event_id"]: row["seq"] for row in await claimed.fetchall()}
-            if locked is None
-            else locked
-        )
         found_preferences = await preferences.fetchall()
         found_last_sent = await last_sent.fetchall()
     # Outside the pipeline, so the server sees the session idle in its transaction
@@ -308,13 +268,13 @@ async def _decide_and_write(
         },
         last_sent={(r["u"], r["k"]): r["last_sent_at"].astimezone(UTC) for r in found_last_sent},
     )
-    recorded = recorder.record_claimed(events, set(mine))
+    recorded = recorder.record_each(events)
     if recorded:
         async with connection.pipeline():
             await _write(
                 connection.cursor(row_factory=dict_row),
                 recorder,
-                seq_of=mine,
+                seq_of=seq_of,
                 worker_id=worker_id,
                 now=moment,
                 lease=lease,

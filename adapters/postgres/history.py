@@ -1,4 +1,4 @@
-"""Recorded decisions read back: replays and dry runs."""
+"""Recorded decisions read back: an event's record, dry runs and replays."""
 
 from __future__ import annotations
 
@@ -6,21 +6,28 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from tidings.adapters import rowmaps
-from tidings.adapters.postgres.connection import PostgresConnection
+from tidings.adapters.postgres.connection import PostgresDatabase
 from tidings.adapters.postgres.rows import POSTGRES
 from tidings.core import GLOBAL_KIND, Preference
 from tidings.core.decision import DecisionInputs
-from tidings.core.records import (
-    DecidedEvent,
-)
+from tidings.core.records import DecidedEvent, EventRecord
 
 
-class HistoryTables(PostgresConnection):
-    """Past decisions and current inputs, read for replays and dry runs."""
+class PostgresHistory:
+    """Past decisions and current inputs, read for ``explain``, dry runs and replays."""
+
+    def __init__(self, database: PostgresDatabase) -> None:
+        self._db = database
+
+    async def event_record(self, event_id: str) -> EventRecord | None:
+        async with self._db.cursor(transaction=False) as cursor:
+            await cursor.execute("SELECT * FROM events WHERE event_id = %s", (event_id,))
+            row = await cursor.fetchone()
+        return rowmaps.event_record(row, POSTGRES) if row else None
 
     async def decision_inputs(self, user_id: str, kind: str) -> tuple[DecisionInputs, datetime]:
-        async with self._cursor() as cursor:
-            await self._execute(
+        async with self._db.cursor() as cursor:
+            await self._db.execute(
                 cursor,
                 "SELECT {now} AS now,"
                 " (SELECT max(created_at) FROM notifications"
@@ -50,7 +57,7 @@ class HistoryTables(PostgresConnection):
         self, since: datetime, after: tuple[datetime, int] | None, limit: int
     ) -> Sequence[DecidedEvent]:
         start = after or (since, -1)
-        async with self._cursor(transaction=False) as cursor:
+        async with self._db.cursor(transaction=False) as cursor:
             await cursor.execute(
                 "SELECT seq, event_id, user_id, kind, severity, title, body, payload_json,"
                 " status, decided_at FROM events WHERE status IN ('notified', 'skipped')"
@@ -62,7 +69,7 @@ class HistoryTables(PostgresConnection):
         return [rowmaps.decided_event(row, POSTGRES) for row in found]
 
     async def last_notified_before(self, moment: datetime) -> Mapping[tuple[str, str], datetime]:
-        async with self._cursor(transaction=False) as cursor:
+        async with self._db.cursor(transaction=False) as cursor:
             await cursor.execute(
                 "SELECT user_id, kind, max(created_at) AS last FROM notifications"
                 " WHERE created_at < %s GROUP BY user_id, kind",
@@ -72,7 +79,7 @@ class HistoryTables(PostgresConnection):
         return {(row["user_id"], row["kind"]): row["last"] for row in found}
 
     async def all_preferences(self) -> Mapping[tuple[str, str], Preference]:
-        async with self._cursor(transaction=False) as cursor:
+        async with self._db.cursor(transaction=False) as cursor:
             await cursor.execute(
                 "SELECT user_id, kind, channels, min_severity FROM notification_preferences"
             )

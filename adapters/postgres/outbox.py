@@ -1,4 +1,4 @@
-"""The delivery outbox: claimed, settled, retried, requeued."""
+"""The delivery outbox: claimed under a lease, renewed, settled, retried, requeued."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from tidings.adapters import rowmaps
-from tidings.adapters.postgres.connection import PostgresConnection
+from tidings.adapters.postgres.connection import PostgresDatabase
 from tidings.adapters.postgres.rows import NOTIFICATION_COLUMNS, POSTGRES
 from tidings.core.records import (
     ChannelOutcome,
@@ -18,12 +18,15 @@ from tidings.core.records import (
 )
 
 
-class DeliveryTables(PostgresConnection):
+class PostgresOutbox:
     """Deliveries: claimed when due, settled by their claimant only, requeued."""
 
+    def __init__(self, database: PostgresDatabase) -> None:
+        self._db = database
+
     async def claim_due_deliveries(self, worker_id: str, limit: int) -> Sequence[DeliveryJob]:
-        async with self._cursor() as cursor:
-            await self._execute(
+        async with self._db.cursor() as cursor:
+            await self._db.execute(
                 cursor,
                 "WITH claimed AS (UPDATE deliveries SET claimed_by = %(worker)s,"
                 " lease_until = {now} + %(lease)s WHERE id IN (SELECT id FROM deliveries"
@@ -39,6 +42,18 @@ class DeliveryTables(PostgresConnection):
             found = await cursor.fetchall()
         return [rowmaps.delivery_job(row, rowmaps.notification(row, POSTGRES)) for row in found]
 
+    async def renew_claims(self, worker_id: str) -> None:
+        # SKIP LOCKED: a delivery being settled right now is about to be released
+        # anyway, and waiting on it could deadlock with that very transaction.
+        async with self._db.cursor() as cursor:
+            await self._db.execute(
+                cursor,
+                "UPDATE deliveries SET lease_until = {now} + %(lease)s WHERE id IN"
+                " (SELECT id FROM deliveries WHERE status IN ('pending', 'failed')"
+                " AND claimed_by = %(worker)s FOR UPDATE SKIP LOCKED)",
+                worker=worker_id,
+            )
+
     async def settle_delivery(
         self,
         worker_id: str,
@@ -47,8 +62,8 @@ class DeliveryTables(PostgresConnection):
         retry_at: datetime | None,
     ) -> bool:
         status = settled_status(outcome, retry_at)
-        async with self._cursor() as cursor:
-            await self._execute(
+        async with self._db.cursor() as cursor:
+            await self._db.execute(
                 cursor,
                 "WITH settled AS (UPDATE deliveries SET status = %(status)s,"
                 " last_error = %(note)s, next_attempt_at = %(next)s, attempts = attempts + 1,"
@@ -73,7 +88,7 @@ class DeliveryTables(PostgresConnection):
     async def deliveries(
         self, status: DeliveryStatus | None = None, limit: int = 100
     ) -> Sequence[DeliveryRecord]:
-        async with self._cursor(transaction=False) as cursor:
+        async with self._db.cursor(transaction=False) as cursor:
             await cursor.execute(
                 "SELECT d.id AS delivery_id, d.notification_id, d.channel, d.status, d.attempts,"
                 " d.next_attempt_at, d.last_error, d.delivered_at, n.user_id, n.kind"
@@ -86,8 +101,8 @@ class DeliveryTables(PostgresConnection):
         return [rowmaps.delivery_record(row, POSTGRES) for row in found]
 
     async def requeue_delivery(self, delivery_id: str) -> bool:
-        async with self._cursor() as cursor:
-            await self._execute(
+        async with self._db.cursor() as cursor:
+            await self._db.execute(
                 cursor,
                 "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = {now},"
                 " claimed_by = NULL, lease_until = NULL"

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from psycopg import AsyncCursor
+
 from tidings.adapters import rowmaps
-from tidings.adapters.postgres.connection import PostgresConnection
-from tidings.adapters.postgres.rows import NOTIFICATION_COLUMNS, POSTGRES
-from tidings.core import Preference, normalise_channel_names
-from tidings.core.records import (
-    Notification,
-    Recipient,
-)
+from tidings.adapters.postgres.connection import PostgresDatabase
+from tidings.adapters.postgres.rows import NOTIFICATION_COLUMNS, POSTGRES, Row
+from tidings.core.contacts import changed_recipient, disabled_webhook
+from tidings.core.records import Notification, Recipient, RecipientChange
+from tidings.core.values import Preference, stored_preference
 
 
-class PeopleTables(PostgresConnection):
+class PostgresPeople:
     """The inbox, contact points and preferences of each user."""
+
+    def __init__(self, database: PostgresDatabase) -> None:
+        self._db = database
 
     async def inbox(
         self, user_id: str, *, unread_only: bool = False, limit: int = 50
     ) -> Sequence[Notification]:
-        async with self._cursor(transaction=False) as cursor:
+        async with self._db.cursor(transaction=False) as cursor:
             await cursor.execute(
                 f"SELECT {NOTIFICATION_COLUMNS} FROM notifications n WHERE n.user_id = %s"
                 " AND (NOT %s OR n.read_at IS NULL) ORDER BY n.created_at DESC LIMIT %s",
@@ -30,7 +33,7 @@ class PeopleTables(PostgresConnection):
         return [rowmaps.notification(row, POSTGRES) for row in found]
 
     async def unread_count(self, user_id: str) -> int:
-        async with self._cursor(transaction=False) as cursor:
+        async with self._db.cursor(transaction=False) as cursor:
             await cursor.execute(
                 "SELECT count(*) AS unread FROM notifications"
                 " WHERE user_id = %s AND read_at IS NULL",
@@ -41,8 +44,8 @@ class PeopleTables(PostgresConnection):
         return int(row["unread"])
 
     async def mark_read(self, user_id: str, notification_id: str) -> bool:
-        async with self._cursor() as cursor:
-            await self._execute(
+        async with self._db.cursor() as cursor:
+            await self._db.execute(
                 cursor,
                 "UPDATE notifications SET read_at = coalesce(read_at, {now})"
                 " WHERE id = %(id)s AND user_id = %(user)s RETURNING id",
@@ -52,8 +55,8 @@ class PeopleTables(PostgresConnection):
             return await cursor.fetchone() is not None
 
     async def mark_all_read(self, user_id: str) -> int:
-        async with self._cursor() as cursor:
-            await self._execute(
+        async with self._db.cursor() as cursor:
+            await self._db.execute(
                 cursor,
                 "UPDATE notifications SET read_at = {now}"
                 " WHERE user_id = %(user)s AND read_at IS NULL",
@@ -64,38 +67,43 @@ class PeopleTables(PostgresConnection):
     # -- recipients ----------------------------------------------------------------
 
     async def recipient(self, user_id: str) -> Recipient | None:
-        async with self._cursor(transaction=False) as cursor:
+        async with self._db.cursor(transaction=False) as cursor:
             await cursor.execute("SELECT * FROM recipients WHERE user_id = %s", (user_id,))
             row = await cursor.fetchone()
         return rowmaps.recipient(row) if row else None
 
-    async def set_recipient(self, recipient: Recipient) -> None:
-        async with self._cursor() as cursor:
+    async def update_recipient(self, change: RecipientChange) -> Recipient:
+        async with self._db.cursor() as cursor:
+            # A row to lock first, so that two changes for a new user run one after
+            # the other instead of both inserting.
             await cursor.execute(
-                "INSERT INTO recipients AS r (user_id, email, webhook_url, webhook_secret)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (user_id) DO UPDATE SET"
-                " email = excluded.email, webhook_secret = excluded.webhook_secret,"
-                " webhook_disabled = CASE WHEN r.webhook_url IS NOT DISTINCT FROM"
-                "  excluded.webhook_url THEN r.webhook_disabled END,"
-                " webhook_url = excluded.webhook_url",
-                (recipient.user_id, recipient.email, recipient.webhook_url,
-                 recipient.webhook_secret),
+                "INSERT INTO recipients (user_id) VALUES (%s) ON CONFLICT (user_id) DO NOTHING",
+                (change.user_id,),
+            )
+            stored = changed_recipient(await _locked(cursor, change.user_id), change)
+            await cursor.execute(
+                "UPDATE recipients SET email = %s, webhook_url = %s, webhook_secret = %s,"
+                " webhook_disabled = %s WHERE user_id = %s",
+                (stored.email, stored.webhook_url, stored.webhook_secret,
+                 stored.webhook_disabled, stored.user_id),
             )  # fmt: skip
+        return stored
 
     async def disable_webhook(self, user_id: str, url: str, reason: str) -> None:
-        async with self._cursor() as cursor:
-            await cursor.execute(
-                "UPDATE recipients SET webhook_disabled = %s"
-                " WHERE user_id = %s AND webhook_url = %s",
-                (reason, user_id, url),
-            )
+        async with self._db.cursor() as cursor:
+            disabled = disabled_webhook(await _locked(cursor, user_id), url, reason)
+            if disabled is not None:
+                await cursor.execute(
+                    "UPDATE recipients SET webhook_disabled = %s WHERE user_id = %s",
+                    (disabled.webhook_disabled, user_id),
+                )
 
     # -- preferences ---------------------------------------------------------------
 
     async def set_preference(self, user_id: str, kind: str, preference: Preference) -> Preference:
-        stored = Preference(normalise_channel_names(preference.channels), preference.min_severity)
-        async with self._cursor() as cursor:
-            await self._execute(
+        stored = stored_preference(preference)
+        async with self._db.cursor() as cursor:
+            await self._db.execute(
                 cursor,
                 "INSERT INTO notification_preferences"
                 " VALUES (%(user)s, %(kind)s, %(channels)s, %(minimum)s, {now})"
@@ -109,7 +117,7 @@ class PeopleTables(PostgresConnection):
         return stored
 
     async def preferences(self, user_id: str) -> Mapping[str, Preference]:
-        async with self._cursor(transaction=False) as cursor:
+        async with self._db.cursor(transaction=False) as cursor:
             await cursor.execute(
                 "SELECT kind, channels, min_severity FROM notification_preferences"
                 " WHERE user_id = %s ORDER BY kind",
@@ -117,3 +125,10 @@ class PeopleTables(PostgresConnection):
             )
             found = await cursor.fetchall()
         return {row["kind"]: rowmaps.preference(row, POSTGRES) for row in found}
+
+
+async def _locked(cursor: AsyncCursor[Row], user_id: str) -> Recipient | None:
+    """The user's recipient row, locked until the transaction ends."""
+    await cursor.execute("SELECT * FROM recipients WHERE user_id = %s FOR UPDATE", (user_id,))
+    row = await cursor.fetchone()
+    return rowmaps.recipient(row) if row else None

@@ -1,19 +1,77 @@
 """The production store: PostgreSQL through psycopg 3 (async) and a connection pool.
 
 Any number of runners on any number of machines share one database. Claims use
-``FOR UPDATE SKIP LOCKED`` with a lease; decisions are serialised per (user, kind)
-(see ``decisions``); times come from the database clock unless a clock is injected
-(tests). A lost connection surfaces as ``StoreUnavailable``, which the runner waits
-out: every promise lives in the database, so retrying loses nothing.
+``FOR UPDATE SKIP LOCKED``, each inside the transaction that decides what it claimed;
+decisions are serialised per (user, kind) (see ``decisions``); deliveries are claimed
+under a lease; times come from the database clock unless a clock is injected (tests).
+
+The store is its parts put together: each part holds the tables of one concern and
+receives the one ``PostgresDatabase`` they share (the pool, the clock, the lease), and
+the store exposes the parts' methods as its own, so it satisfies ``core.ports.Store``
+(checked by mypy in ``tests/adapters/test_store_ports.py``) while each caller sees
+only the narrow port it takes.
 """
 
 from __future__ import annotations
 
-from tidings.adapters.postgres.history import HistoryTables
-from tidings.adapters.postgres.intake import IntakeTables
-from tidings.adapters.postgres.outbox import DeliveryTables
-from tidings.adapters.postgres.people import PeopleTables
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from tidings.adapters.postgres.connection import PostgresDatabase
+from tidings.adapters.postgres.history import PostgresHistory
+from tidings.adapters.postgres.intake import PostgresIntake
+from tidings.adapters.postgres.outbox import PostgresOutbox
+from tidings.adapters.postgres.people import PostgresPeople
+from tidings.adapters.postgres.schema import PostgresSchema
+from tidings.core.records import DEFAULT_LEASE
 
 
-class PostgresStore(IntakeTables, DeliveryTables, PeopleTables, HistoryTables):
-    """Every port on PostgreSQL. Pass ``clock`` only to override the database clock."""
+class PostgresStore:
+    """Every port on PostgreSQL. Pass ``clock`` only to override the database clock;
+    ``lease`` is how long a delivery claim lasts unless renewed, and how long the server
+    waits on a runner silent inside a transaction."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        lease: timedelta = DEFAULT_LEASE,
+        clock: Callable[[], datetime] | None = None,
+        pool_size: int = 8,
+    ) -> None:
+        database = PostgresDatabase(url, lease=lease, clock=clock, pool_size=pool_size)
+        intake = PostgresIntake(database)
+        outbox = PostgresOutbox(database)
+        people = PostgresPeople(database)
+        history = PostgresHistory(database)
+        schema = PostgresSchema(database)
+        # The dispatch loop (core.ports.DispatchStore) and the intake.
+        self.max_lanes = intake.max_lanes
+        self.decide_claimable = intake.decide_claimable
+        self.backlog = intake.backlog
+        self.wait_for_events = intake.wait_for_events
+        self.enqueue = intake.enqueue
+        self.claim_due_deliveries = outbox.claim_due_deliveries
+        self.settle_delivery = outbox.settle_delivery
+        self.renew_claims = outbox.renew_claims
+        # What operators read and edit.
+        self.deliveries = outbox.deliveries
+        self.requeue_delivery = outbox.requeue_delivery
+        self.inbox = people.inbox
+        self.unread_count = people.unread_count
+        self.mark_read = people.mark_read
+        self.mark_all_read = people.mark_all_read
+        self.recipient = people.recipient
+        self.update_recipient = people.update_recipient
+        self.disable_webhook = people.disable_webhook
+        self.set_preference = people.set_preference
+        self.preferences = people.preferences
+        self.event_record = history.event_record
+        self.decision_inputs = history.decision_inputs
+        self.decided_events = history.decided_events
+        self.last_notified_before = history.last_notified_before
+        self.all_preferences = history.all_preferences
+        # The schema and the connections.
+        self.migrate = schema.migrate
+        self.pending_migrations = schema.pending_migrations
+        self.close = database.close

@@ -1,4 +1,5 @@
-"""The embedded default store: one SQLite file, WAL mode, zero setup.
+"""What every part of the SQLite store shares: the file, the one thread that owns its
+connection, the clock and the delivery lease.
 
 sqlite3 blocks, so every call runs on one dedicated thread that owns the connection:
 the event loop never waits on the disk, and calls are serialised as SQLite wants.
@@ -17,12 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from tidings.adapters.migrations import load_migrations
 from tidings.adapters.sqlite import rows
 from tidings.core.ports import StoreUnavailable
-from tidings.core.records import (
-    DEFAULT_LEASE,
-)
 
 _T = TypeVar("_T")
 
@@ -30,52 +27,33 @@ DUE = "status IN ('pending', 'failed') AND next_attempt_at <= :now"
 """Deliveries whose next attempt has come (SQL, with a ``:now`` parameter)."""
 
 
-class SqliteConnection:
-    """What every part of the store shares: the file, its thread, its schema.
-    ``clock`` gives "now"; the runner owns it."""
+class SqliteDatabase:
+    """One SQLite file, opened on first use. ``clock`` gives "now"; the runner owns it."""
 
-    def __init__(
-        self, path: str, clock: Callable[[], datetime], lease: timedelta = DEFAULT_LEASE
-    ) -> None:
-        self._path = path
-        self._clock = clock
-        self._lease = lease
+    def __init__(self, path: str, clock: Callable[[], datetime], lease: timedelta) -> None:
+        self.path = path
+        self.clock = clock
+        self.lease = lease
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tidings-sqlite")
         self._connection: sqlite3.Connection | None = None
 
-    async def _call(self, function: Callable[..., _T], *args: object) -> _T:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, function, *args)
-        except sqlite3.OperationalError as error:
-            # Locked past the busy timeout, disk full, file gone: the runner waits.
-            raise StoreUnavailable(f"SQLite unavailable: {error}") from error
+    async def read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``work`` on the store's thread, outside any explicit transaction."""
+        return await self._call(lambda: work(self._conn()))
 
-    def _conn(self) -> sqlite3.Connection:
-        if self._connection is None:
-            _create_private(self._path)
-            connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = NORMAL")
-            connection.execute("PRAGMA busy_timeout = 10000")
-            connection.execute("PRAGMA foreign_keys = ON")
-            self._connection = connection
-        return self._connection
+    async def write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``work`` on the store's thread in one ``BEGIN IMMEDIATE`` transaction,
+        rolled back if it raises."""
+        return await self._call(lambda: self._in_transaction(work))
 
-    def _now(self) -> str:
-        return rows.time_text(self._clock())
+    def now(self) -> str:
+        """The clock's reading as stored."""
+        return rows.time_text(self.clock())
 
-    def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        connection = self._conn()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(connection)
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
-        return result
+    def is_opened_or_exists(self) -> bool:
+        """Whether looking into the database can change nothing on disk: a connection is
+        open already, or the file exists (opening creates a missing one)."""
+        return self._connection is not None or self.path == ":memory:" or os.path.exists(self.path)
 
     async def close(self) -> None:
         def close_connection() -> None:
@@ -86,28 +64,36 @@ class SqliteConnection:
         await self._call(close_connection)
         self._executor.shutdown(wait=True)
 
-    # -- schema --------------------------------------------------------------------
+    async def _call(self, function: Callable[[], _T]) -> _T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, function)
+        except sqlite3.OperationalError as error:
+            # Locked past the busy timeout, disk full, file gone: the runner waits.
+            raise StoreUnavailable(f"SQLite unavailable: {error}") from error
 
-    async def migrate(self) -> int:
-        return await self._call(self._write, self._migrate)
+    def _conn(self) -> sqlite3.Connection:
+        if self._connection is None:
+            _create_private(self.path)
+            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")
+            connection.execute("PRAGMA busy_timeout = 10000")
+            connection.execute("PRAGMA foreign_keys = ON")
+            self._connection = connection
+        return self._connection
 
-    def _migrate(self, connection: sqlite3.Connection) -> int:
-        connection.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations"
-            " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-        )
-        applied = {row[0] for row in connection.execute("SELECT version FROM schema_migrations")}
-        pending = [
-            m for m in load_migrations("tidings.adapters.sqlite") if m.version not in applied
-        ]
-        for migration in pending:
-            for statement in _statements(migration.sql):
-                connection.execute(statement)
-            connection.execute(
-                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                (migration.version, migration.name, self._now()),
-            )
-        return len(pending)
+    def _in_transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        connection = self._conn()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(connection)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return result
 
 
 def _create_private(path: str) -> None:
@@ -121,9 +107,3 @@ def _create_private(path: str) -> None:
         return
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements (our migrations hold no ';' inside literals)."""
-    lines = [line.split("--", 1)[0] for line in script.splitlines()]
-    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]

@@ -7,7 +7,6 @@ decision, so the cooldown check and its record are atomic without further locks.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
 from datetime import datetime
 
 from tidings.adapters import rowmaps
@@ -16,19 +15,7 @@ from tidings.adapters.sqlite import rows
 from tidings.adapters.sqlite.rows import SQLITE
 from tidings.core import GLOBAL_KIND
 from tidings.core.decision import Skip
-from tidings.core.values import Event, Preference
-
-
-def claimed_by(
-    connection: sqlite3.Connection, worker_id: str, events: Sequence[Event]
-) -> dict[str, int]:
-    """The batch's events this worker still holds (fencing), with their row numbers."""
-    found = connection.execute(
-        "SELECT event_id, seq FROM events WHERE status = 'claimed' AND claimed_by = ?"
-        f" AND event_id IN ({','.join('?' * len(events))})",
-        (worker_id, *(event.event_id for event in events)),
-    )
-    return dict(found.fetchall())
+from tidings.core.values import Preference
 
 
 def load_inputs(
@@ -84,8 +71,7 @@ def write(connection: sqlite3.Connection, recorder: BatchRecorder, rows_of: dict
     )  # fmt: skip
     connection.executemany(
         "UPDATE events SET status = ?, reason = ?, decision_json = ?, explanation = ?,"
-        " decided_at = ?, notification_id = ?, claimed_by = NULL, lease_until = NULL"
-        " WHERE seq = ?",
+        " decided_at = ?, notification_id = ? WHERE seq = ?",
         [
             (e.status.value, e.outcome.reason.value if isinstance(e.outcome, Skip) else None,
              e.decision_json, e.explanation,

@@ -1,43 +1,54 @@
-"""Recorded decisions read back: replays and dry runs."""
+"""Recorded decisions read back: an event's record, dry runs and replays."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from tidings.adapters import rowmaps
 from tidings.adapters.sqlite import decisions, rows
-from tidings.adapters.sqlite.connection import SqliteConnection
+from tidings.adapters.sqlite.connection import SqliteDatabase
 from tidings.adapters.sqlite.rows import SQLITE
 from tidings.core import GLOBAL_KIND, Preference
 from tidings.core.decision import DecisionInputs
-from tidings.core.records import (
-    DecidedEvent,
-)
+from tidings.core.records import DecidedEvent, EventRecord
 
 
-class HistoryTables(SqliteConnection):
-    """Past decisions and current inputs, read for replays and dry runs."""
+class SqliteHistory:
+    """Past decisions and current inputs, read for ``explain``, dry runs and replays."""
+
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._db = database
+
+    async def event_record(self, event_id: str) -> EventRecord | None:
+        def read(connection: sqlite3.Connection) -> EventRecord | None:
+            row = connection.execute(
+                "SELECT *, decision_json AS decision FROM events WHERE event_id = ?", (event_id,)
+            ).fetchone()
+            return rowmaps.event_record(row, SQLITE) if row else None
+
+        return await self._db.read(read)
 
     async def decision_inputs(self, user_id: str, kind: str) -> tuple[DecisionInputs, datetime]:
-        def read() -> tuple[DecisionInputs, datetime]:
-            preferences, last_sent = decisions.load_inputs(self._conn(), {(user_id, kind)})
+        def read(connection: sqlite3.Connection) -> tuple[DecisionInputs, datetime]:
+            preferences, last_sent = decisions.load_inputs(connection, {(user_id, kind)})
             inputs = DecisionInputs(
                 kind_preference=preferences.get((user_id, kind)),
                 global_preference=preferences.get((user_id, GLOBAL_KIND)),
                 last_sent_at=last_sent.get((user_id, kind)),
             )
-            return inputs, self._clock()
+            return inputs, self._db.clock()
 
-        return await self._call(read)
+        return await self._db.read(read)
 
     async def decided_events(
         self, since: datetime, after: tuple[datetime, int] | None, limit: int
     ) -> Sequence[DecidedEvent]:
         start = after or (since, -1)
 
-        def read() -> list[DecidedEvent]:
-            found = self._conn().execute(
+        def read(connection: sqlite3.Connection) -> list[DecidedEvent]:
+            found = connection.execute(
                 "SELECT seq, event_id, user_id, kind, severity, title, body, payload_json,"
                 " status, decided_at FROM events WHERE status IN ('notified', 'skipped')"
                 " AND decided_at >= ? AND (decided_at > ? OR (decided_at = ? AND seq > ?))"
@@ -47,11 +58,11 @@ class HistoryTables(SqliteConnection):
             )  # fmt: skip
             return [rowmaps.decided_event(row, SQLITE) for row in found]
 
-        return await self._call(read)
+        return await self._db.read(read)
 
     async def last_notified_before(self, moment: datetime) -> Mapping[tuple[str, str], datetime]:
-        def read() -> dict[tuple[str, str], datetime]:
-            found = self._conn().execute(
+        def read(connection: sqlite3.Connection) -> dict[tuple[str, str], datetime]:
+            found = connection.execute(
                 "SELECT user_id, kind, max(created_at) AS last FROM notifications"
                 " WHERE created_at < ? GROUP BY user_id, kind",
                 (rows.time_text(moment),),
@@ -60,13 +71,13 @@ class HistoryTables(SqliteConnection):
                 (row["user_id"], row["kind"]): datetime.fromisoformat(row["last"]) for row in found
             }
 
-        return await self._call(read)
+        return await self._db.read(read)
 
     async def all_preferences(self) -> Mapping[tuple[str, str], Preference]:
-        def read() -> dict[tuple[str, str], Preference]:
-            found = self._conn().execute(
+        def read(connection: sqlite3.Connection) -> dict[tuple[str, str], Preference]:
+            found = connection.execute(
                 "SELECT user_id, kind, channels, min_severity FROM notification_preferences"
             )
             return {(row["user_id"], row["kind"]): rowmaps.preference(row, SQLITE) for row in found}
 
-        return await self._call(read)
+        return await self._db.read(read)

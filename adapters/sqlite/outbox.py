@@ -1,4 +1,4 @@
-"""The delivery outbox: claimed, settled, retried, requeued."""
+"""The delivery outbox: claimed under a lease, renewed, settled, retried, requeued."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime
 
 from tidings.adapters import rowmaps
 from tidings.adapters.sqlite import rows
-from tidings.adapters.sqlite.connection import DUE, SqliteConnection
+from tidings.adapters.sqlite.connection import DUE, SqliteDatabase
 from tidings.adapters.sqlite.rows import SQLITE
 from tidings.core.records import (
     ChannelOutcome,
@@ -21,12 +21,15 @@ from tidings.core.records import (
 )
 
 
-class DeliveryTables(SqliteConnection):
+class SqliteOutbox:
     """Deliveries: claimed when due, settled by their claimant only, requeued."""
+
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._db = database
 
     async def claim_due_deliveries(self, worker_id: str, limit: int) -> Sequence[DeliveryJob]:
         def claim(connection: sqlite3.Connection) -> list[DeliveryJob]:
-            now = self._clock()
+            now = self._db.clock()
             claimed = connection.execute(
                 "UPDATE deliveries SET claimed_by = :worker, lease_until = :lease"
                 f" WHERE id IN (SELECT id FROM deliveries WHERE {DUE}"
@@ -35,23 +38,27 @@ class DeliveryTables(SqliteConnection):
                 " RETURNING id AS delivery_id, notification_id, channel, attempts",
                 {
                     "worker": worker_id,
-                    "lease": rows.time_text(now + self._lease),
+                    "lease": rows.time_text(now + self._db.lease),
                     "now": rows.time_text(now),
                     "limit": limit,
                 },
             ).fetchall()
             return [
-                rowmaps.delivery_job(row, self._notification(connection, row["notification_id"]))
+                rowmaps.delivery_job(row, _notification(connection, row["notification_id"]))
                 for row in claimed
             ]
 
-        return await self._call(self._write, claim)
+        return await self._db.write(claim)
 
-    def _notification(self, connection: sqlite3.Connection, notification_id: str) -> Notification:
-        row = connection.execute(
-            "SELECT * FROM notifications WHERE id = ?", (notification_id,)
-        ).fetchone()
-        return rowmaps.notification(row, SQLITE)
+    async def renew_claims(self, worker_id: str) -> None:
+        def renew(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "UPDATE deliveries SET lease_until = ? WHERE status IN ('pending', 'failed')"
+                " AND claimed_by = ?",
+                (rows.time_text(self._db.clock() + self._db.lease), worker_id),
+            )
+
+        await self._db.write(renew)
 
     async def settle_delivery(
         self,
@@ -60,8 +67,8 @@ class DeliveryTables(SqliteConnection):
         outcome: ChannelOutcome,
         retry_at: datetime | None,
     ) -> bool:
-        return await self._call(
-            self._write, lambda c: self._settle(c, worker_id, delivery_id, outcome, retry_at)
+        return await self._db.write(
+            lambda c: self._settle(c, worker_id, delivery_id, outcome, retry_at)
         )
 
     def _settle(
@@ -72,7 +79,7 @@ class DeliveryTables(SqliteConnection):
         outcome: ChannelOutcome,
         retry_at: datetime | None,
     ) -> bool:
-        now = self._now()
+        now = self._db.now()
         status = settled_status(outcome, retry_at)
         next_attempt = (
             rows.time_text(retry_at) if retry_at and status is DeliveryStatus.FAILED else None
@@ -106,8 +113,8 @@ class DeliveryTables(SqliteConnection):
     async def deliveries(
         self, status: DeliveryStatus | None = None, limit: int = 100
     ) -> Sequence[DeliveryRecord]:
-        def read() -> list[DeliveryRecord]:
-            found = self._conn().execute(
+        def read(connection: sqlite3.Connection) -> list[DeliveryRecord]:
+            found = connection.execute(
                 "SELECT d.*, d.id AS delivery_id, n.user_id, n.kind FROM deliveries d"
                 " JOIN notifications n ON n.id = d.notification_id"
                 " WHERE ? IS NULL OR d.status = ? ORDER BY n.created_at DESC, d.channel LIMIT ?",
@@ -115,7 +122,7 @@ class DeliveryTables(SqliteConnection):
             )
             return [rowmaps.delivery_record(row, SQLITE) for row in found]
 
-        return await self._call(read)
+        return await self._db.read(read)
 
     async def requeue_delivery(self, delivery_id: str) -> bool:
         def requeue(connection: sqlite3.Connection) -> bool:
@@ -123,8 +130,13 @@ class DeliveryTables(SqliteConnection):
                 "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?,"
                 " claimed_by = NULL, lease_until = NULL"
                 " WHERE id = ? AND status = 'dead' RETURNING id",
-                (self._now(), delivery_id),
+                (self._db.now(), delivery_id),
             ).fetchone()
             return found is not None
 
-        return await self._call(self._write, requeue)
+        return await self._db.write(requeue)
+
+
+def _notification(connection: sqlite3.Connection, notification_id: str) -> Notification:
+    row = connection.execute("SELECT * FROM notifications WHERE id = ?", (notification_id,))
+    return rowmaps.notification(row.fetchone(), SQLITE)

@@ -7,104 +7,98 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 
 from tidings.adapters import rowmaps
-from tidings.adapters.sqlite.connection import SqliteConnection
+from tidings.adapters.sqlite.connection import SqliteDatabase
 from tidings.adapters.sqlite.rows import SQLITE
-from tidings.core import Preference, normalise_channel_names
-from tidings.core.records import (
-    Notification,
-    Recipient,
-)
+from tidings.core.contacts import changed_recipient, disabled_webhook
+from tidings.core.records import Notification, Recipient, RecipientChange
+from tidings.core.values import Preference, stored_preference
 
 
-class PeopleTables(SqliteConnection):
+class SqlitePeople:
     """The inbox, contact points and preferences of each user."""
+
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._db = database
 
     async def inbox(
         self, user_id: str, *, unread_only: bool = False, limit: int = 50
     ) -> Sequence[Notification]:
-        def read() -> list[Notification]:
-            found = self._conn().execute(
+        def read(connection: sqlite3.Connection) -> list[Notification]:
+            found = connection.execute(
                 "SELECT * FROM notifications WHERE user_id = ?"
                 " AND (? = 0 OR read_at IS NULL) ORDER BY created_at DESC LIMIT ?",
                 (user_id, int(unread_only), limit),
             )
             return [rowmaps.notification(row, SQLITE) for row in found]
 
-        return await self._call(read)
+        return await self._db.read(read)
 
     async def unread_count(self, user_id: str) -> int:
-        def count() -> int:
-            return int(
-                self._conn()
-                .execute(
-                    "SELECT count(*) FROM notifications WHERE user_id = ? AND read_at IS NULL",
-                    (user_id,),
-                )
-                .fetchone()[0]
+        def count(connection: sqlite3.Connection) -> int:
+            found = connection.execute(
+                "SELECT count(*) FROM notifications WHERE user_id = ? AND read_at IS NULL",
+                (user_id,),
             )
+            return int(found.fetchone()[0])
 
-        return await self._call(count)
+        return await self._db.read(count)
 
     async def mark_read(self, user_id: str, notification_id: str) -> bool:
         def mark(connection: sqlite3.Connection) -> bool:
             found = connection.execute(
                 "UPDATE notifications SET read_at = coalesce(read_at, ?)"
                 " WHERE id = ? AND user_id = ? RETURNING id",
-                (self._now(), notification_id, user_id),
+                (self._db.now(), notification_id, user_id),
             ).fetchone()
             return found is not None
 
-        return await self._call(self._write, mark)
+        return await self._db.write(mark)
 
     async def mark_all_read(self, user_id: str) -> int:
         def mark(connection: sqlite3.Connection) -> int:
             return connection.execute(
                 "UPDATE notifications SET read_at = ? WHERE user_id = ? AND read_at IS NULL",
-                (self._now(), user_id),
+                (self._db.now(), user_id),
             ).rowcount
 
-        return await self._call(self._write, mark)
+        return await self._db.write(mark)
 
     # -- recipients ----------------------------------------------------------------
 
     async def recipient(self, user_id: str) -> Recipient | None:
-        def read() -> Recipient | None:
-            row = (
-                self._conn()
-                .execute("SELECT * FROM recipients WHERE user_id = ?", (user_id,))
-                .fetchone()
-            )
-            return rowmaps.recipient(row) if row else None
+        return await self._db.read(lambda c: _recipient(c, user_id))
 
-        return await self._call(read)
+    async def update_recipient(self, change: RecipientChange) -> Recipient:
+        def update(connection: sqlite3.Connection) -> Recipient:
+            stored = changed_recipient(_recipient(connection, change.user_id), change)
+            connection.execute(
+                "INSERT INTO recipients (user_id, email, webhook_url, webhook_secret,"
+                " webhook_disabled) VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET"
+                " email = excluded.email, webhook_url = excluded.webhook_url,"
+                " webhook_secret = excluded.webhook_secret,"
+                " webhook_disabled = excluded.webhook_disabled",
+                (stored.user_id, stored.email, stored.webhook_url, stored.webhook_secret,
+                 stored.webhook_disabled),
+            )  # fmt: skip
+            return stored
 
-    async def set_recipient(self, recipient: Recipient) -> None:
-        await self._call(
-            self._write,
-            lambda c: c.execute(
-                "INSERT INTO recipients (user_id, email, webhook_url, webhook_secret)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET"
-                " email = excluded.email, webhook_secret = excluded.webhook_secret,"
-                " webhook_disabled = CASE WHEN webhook_url IS excluded.webhook_url"
-                "  THEN webhook_disabled END, webhook_url = excluded.webhook_url",
-                (recipient.user_id, recipient.email, recipient.webhook_url,
-                 recipient.webhook_secret),
-            ),
-        )  # fmt: skip
+        return await self._db.write(update)
 
     async def disable_webhook(self, user_id: str, url: str, reason: str) -> None:
-        await self._call(
-            self._write,
-            lambda c: c.execute(
-                "UPDATE recipients SET webhook_disabled = ? WHERE user_id = ? AND webhook_url = ?",
-                (reason, user_id, url),
-            ),
-        )
+        def disable(connection: sqlite3.Connection) -> None:
+            disabled = disabled_webhook(_recipient(connection, user_id), url, reason)
+            if disabled is not None:
+                connection.execute(
+                    "UPDATE recipients SET webhook_disabled = ? WHERE user_id = ?",
+                    (disabled.webhook_disabled, user_id),
+                )
+
+        await self._db.write(disable)
 
     # -- preferences ---------------------------------------------------------------
 
     async def set_preference(self, user_id: str, kind: str, preference: Preference) -> Preference:
-        stored = Preference(normalise_channel_names(preference.channels), preference.min_severity)
+        stored = stored_preference(preference)
 
         def write(connection: sqlite3.Connection) -> None:
             connection.execute(
@@ -116,20 +110,25 @@ class PeopleTables(SqliteConnection):
                     kind,
                     json.dumps(list(stored.channels)),
                     stored.min_severity.value,
-                    self._now(),
+                    self._db.now(),
                 ),
             )
 
-        await self._call(self._write, write)
+        await self._db.write(write)
         return stored
 
     async def preferences(self, user_id: str) -> Mapping[str, Preference]:
-        def read() -> dict[str, Preference]:
-            found = self._conn().execute(
+        def read(connection: sqlite3.Connection) -> dict[str, Preference]:
+            found = connection.execute(
                 "SELECT kind, channels, min_severity FROM notification_preferences"
                 " WHERE user_id = ? ORDER BY kind",
                 (user_id,),
             )
             return {row["kind"]: rowmaps.preference(row, SQLITE) for row in found}
 
-        return await self._call(read)
+        return await self._db.read(read)
+
+
+def _recipient(connection: sqlite3.Connection, user_id: str) -> Recipient | None:
+    row = connection.execute("SELECT * FROM recipients WHERE user_id = ?", (user_id,)).fetchone()
+    return rowmaps.recipient(row) if row else None

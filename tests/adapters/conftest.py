@@ -21,33 +21,17 @@ from pathlib import Path
 import attrs
 import pytest
 
-from tidings.adapters.memory import DecidingMemoryStore, MemoryStore
+from tidings.adapters.memory import MemoryStore
 from tidings.adapters.postgres import PostgresStore
 from tidings.adapters.sqlite import SqliteStore
 from tidings.core.ports import Store
+from tidings.testing import FakeClock
 
 START = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 """The fake clock's first reading; microseconds catch stores that round times."""
 
 LEASE = timedelta(seconds=30)
-"""The claim lease every store under test is built with."""
-
-
-class FakeClock:
-    """A clock that only moves when told: ``clock()`` reads it, ``advance`` moves it."""
-
-    def __init__(self, start: datetime = START) -> None:
-        if start.utcoffset() is None:
-            raise ValueError("the fake clock needs a timezone-aware start")
-        self._now = start
-
-    def __call__(self) -> datetime:
-        return self._now
-
-    def advance(self, delta: timedelta) -> datetime:
-        """Move forward by ``delta``; returns the new reading."""
-        self._now = self._now + delta
-        return self._now
+"""The delivery claim lease every store under test is built with."""
 
 
 @attrs.frozen(kw_only=True)
@@ -90,7 +74,7 @@ STORE_FACTORIES: dict[str, StoreFactory] = {
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 @pytest.fixture
@@ -101,11 +85,12 @@ def loop() -> Iterator[asyncio.Runner]:
 
 
 async def _open_store(
-    factory: StoreFactory, settings: StoreSettings, stack: AsyncExitStack
+    factory: StoreFactory, settings: StoreSettings, stack: AsyncExitStack, *, migrate: bool
 ) -> Store:
     store = await stack.enter_async_context(factory(settings))
     stack.push_async_callback(store.close)
-    await store.migrate()
+    if migrate:
+        await store.migrate()
     return store
 
 
@@ -114,16 +99,17 @@ def _opened(
     loop: asyncio.Runner,
     clock: FakeClock,
     directory: Path,
-    factories: dict[str, StoreFactory],
+    *,
+    migrate: bool,
 ) -> Iterator[Store]:
-    factory = factories[str(request.param)]
+    factory = STORE_FACTORIES[str(request.param)]
     postgres_url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
     settings = StoreSettings(
         clock=clock, lease=LEASE, directory=directory, postgres_url=postgres_url
     )
     stack = AsyncExitStack()
     try:
-        yield loop.run(_open_store(factory, settings, stack))
+        yield loop.run(_open_store(factory, settings, stack, migrate=migrate))
     finally:
         loop.run(stack.aclose())
 
@@ -133,25 +119,13 @@ def store(
     request: pytest.FixtureRequest, loop: asyncio.Runner, clock: FakeClock, tmp_path: Path
 ) -> Iterator[Store]:
     """A migrated store of each backend, closed (and torn down) after the test."""
-    yield from _opened(request, loop, clock, tmp_path, STORE_FACTORIES)
+    yield from _opened(request, loop, clock, tmp_path, migrate=True)
 
 
-@asynccontextmanager
-async def deciding_memory_store(settings: StoreSettings) -> AsyncIterator[Store]:
-    yield DecidingMemoryStore(clock=settings.clock, lease=settings.lease)
-
-
-DECIDING_FACTORIES: dict[str, StoreFactory] = {
-    "memory": deciding_memory_store,
-    "sqlite": sqlite_store,
-    "postgres": postgres_store,
-}
-"""Stores that decide as they claim (``core.ports.ClaimDeciding``)."""
-
-
-@pytest.fixture(params=list(DECIDING_FACTORIES))
-def deciding_store(
+@pytest.fixture(params=list(STORE_FACTORIES))
+def unmigrated_store(
     request: pytest.FixtureRequest, loop: asyncio.Runner, clock: FakeClock, tmp_path: Path
-) -> Iterator[Store]:
-    """A migrated store of each backend that decides as it claims."""
-    yield from _opened(request, loop, clock, tmp_path, DECIDING_FACTORIES)
+) -> Iterator[tuple[str, Store]]:
+    """A store of each backend on an empty database, with its backend's name."""
+    for opened in _opened(request, loop, clock, tmp_path, migrate=False):
+        yield str(request.param), opened

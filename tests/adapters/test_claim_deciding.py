@@ -1,6 +1,7 @@
-"""The claim-and-decide contract (``core.ports.ClaimDeciding``), for every store that
-offers it: claim, validate, decide and record in one transaction, in claim order,
-within a lane of keys, leaving live lease claims alone and taking over expired ones.
+"""The claim-and-decide contract (``core.ports.DispatchStore.decide_claimable``), the
+one way events are decided, for every store: claim, validate, decide and record in one
+transaction, in claim order, within a lane of keys, never twice however many claim at
+once. (A lane resuming past events released behind it: ``test_postgres_lanes``.)
 """
 
 from __future__ import annotations
@@ -10,29 +11,15 @@ from collections import defaultdict
 
 import pytest
 
-from tests.adapters.conftest import LEASE, FakeClock
-from tests.adapters.test_store_contract import DECIDE, USER, W1, W2, claim, make_event
+from tests.adapters.test_store_contract import USER, W1, W2, decide, make_event
 from tidings.core import Preference, Severity, Skip, SkipReason
-from tidings.core.ports import ClaimDeciding, Store
-from tidings.core.records import DecidedClaim, EventStatus
-
-
-def deciding(store: Store) -> ClaimDeciding:
-    assert isinstance(store, ClaimDeciding)
-    return store
-
-
-async def decide(
-    store: Store, worker_id: str = W1, limit: int = 100, *, lane: int = 0, lanes: int = 1
-) -> DecidedClaim:
-    return await deciding(store).decide_claimable(worker_id, limit, DECIDE, lane=lane, lanes=lanes)
+from tidings.core.ports import Store
+from tidings.core.records import EventStatus
 
 
 def test_decides_in_claim_order_and_records_each_decision(
-    deciding_store: Store, loop: asyncio.Runner
+    store: Store, loop: asyncio.Runner
 ) -> None:
-    store = deciding_store
-
     async def scenario() -> None:
         await store.set_preference(USER, "weekly_digest", Preference((), Severity.INFO))
         events = [
@@ -63,9 +50,7 @@ def test_decides_in_claim_order_and_records_each_decision(
     loop.run(scenario())
 
 
-def test_takes_at_most_the_limit_oldest_first(deciding_store: Store, loop: asyncio.Runner) -> None:
-    store = deciding_store
-
+def test_takes_at_most_the_limit_oldest_first(store: Store, loop: asyncio.Runner) -> None:
     async def scenario() -> None:
         await store.enqueue([make_event(f"e{i}", kind=f"k{i}") for i in range(5)])
         batches = [[r.event_id for r in (await decide(store, limit=2)).recorded] for _ in range(4)]
@@ -74,11 +59,7 @@ def test_takes_at_most_the_limit_oldest_first(deciding_store: Store, loop: async
     loop.run(scenario())
 
 
-def test_an_invalid_stored_event_is_rejected_alone(
-    deciding_store: Store, loop: asyncio.Runner
-) -> None:
-    store = deciding_store
-
+def test_an_invalid_stored_event_is_rejected_alone(store: Store, loop: asyncio.Runner) -> None:
     async def scenario() -> None:
         bad = make_event("bad", title="two\nlines", kind="_global")
         await store.enqueue([make_event("before"), bad, make_event("after", kind="k2")])
@@ -95,74 +76,8 @@ def test_an_invalid_stored_event_is_rejected_alone(
     loop.run(scenario())
 
 
-def test_live_claims_are_left_alone_and_expired_ones_taken_over(
-    deciding_store: Store, loop: asyncio.Runner, clock: FakeClock
-) -> None:
-    """The expired claim lies behind what the lane took last (a full batch of one): a
-    store that resumes where its last batch ended must still go round again for it."""
-    store = deciding_store
-
-    async def scenario() -> None:
-        await store.enqueue([make_event("held"), make_event("free", kind="k2")])
-        [held] = await claim(store, W2, limit=1)  # another worker's lease claim
-        assert held.event_id == "held"
-        assert [r.event_id for r in (await decide(store, limit=1)).recorded] == ["free"]
-        assert not (await store.backlog()).empty  # the live claim is not finished
-        clock.advance(LEASE)
-        assert [r.event_id for r in (await decide(store)).recorded] == ["held"]
-        # The worker whose lease expired is fenced out.
-        assert await store.record_decisions(W2, [held], DECIDE) == []
-        assert (await store.backlog()).empty
-
-    loop.run(scenario())
-
-
-def test_an_expired_claim_behind_a_full_batch_is_taken_over(
-    deciding_store: Store, loop: asyncio.Runner, clock: FakeClock
-) -> None:
-    """A full batch that ends at the newest event: the next claim finds nothing past
-    it, and must still go back for the older event whose lease expired meanwhile."""
-    store = deciding_store
-
-    async def scenario() -> None:
-        await store.enqueue(
-            [make_event("held"), make_event("a", kind="k2"), make_event("b", kind="k3")]
-        )
-        await claim(store, W2, limit=1)
-        assert [r.event_id for r in (await decide(store, limit=2)).recorded] == ["a", "b"]
-        clock.advance(LEASE)
-        assert [r.event_id for r in (await decide(store, limit=2)).recorded] == ["held"]
-        assert (await store.backlog()).empty
-
-    loop.run(scenario())
-
-
-def test_an_expired_claim_is_taken_over_within_a_bounded_number_of_full_batches(
-    deciding_store: Store, loop: asyncio.Runner, clock: FakeClock
-) -> None:
-    """Full batches keep coming after the lease expires: a store that resumes where
-    its last batch ended must still go back for the expired claim, and soon."""
-    store = deciding_store
-
-    async def scenario() -> None:
-        events = [make_event(f"e{i:02}", kind=f"k{i}") for i in range(40)]
-        await store.enqueue([make_event("held"), *events])
-        await claim(store, W2, limit=1)
-        order = [r.event_id for r in (await decide(store, limit=1)).recorded]
-        clock.advance(LEASE)
-        for _ in range(40):
-            order.extend(r.event_id for r in (await decide(store, limit=1)).recorded)
-        assert "held" in order[:18]
-        assert sorted(order) == sorted(["held", *(e.event_id for e in events)])
-
-    loop.run(scenario())
-
-
-def test_lanes_split_the_keys_and_keep_each_keys_order(
-    deciding_store: Store, loop: asyncio.Runner
-) -> None:
-    store = deciding_store
-    lanes = min(3, deciding(store).max_lanes)
+def test_lanes_split_the_keys_and_keep_each_keys_order(store: Store, loop: asyncio.Runner) -> None:
+    lanes = min(3, store.max_lanes)
 
     async def scenario() -> None:
         keys = [(f"user{u}", f"kind{k}") for u in range(5) for k in range(4)]
@@ -188,11 +103,8 @@ def test_lanes_split_the_keys_and_keep_each_keys_order(
     loop.run(scenario())
 
 
-def test_lanes_beyond_the_store_maximum_are_refused(
-    deciding_store: Store, loop: asyncio.Runner
-) -> None:
-    store = deciding_store
-    most = deciding(store).max_lanes
+def test_lanes_beyond_the_store_maximum_are_refused(store: Store, loop: asyncio.Runner) -> None:
+    most = store.max_lanes
     assert most >= 1
     with pytest.raises(ValueError, match="lane"):
         loop.run(decide(store, lane=0, lanes=most + 1))
@@ -200,11 +112,7 @@ def test_lanes_beyond_the_store_maximum_are_refused(
         loop.run(decide(store, lane=most, lanes=most))
 
 
-def test_concurrent_claims_never_take_the_same_event(
-    deciding_store: Store, loop: asyncio.Runner
-) -> None:
-    store = deciding_store
-
+def test_concurrent_claims_never_take_the_same_event(store: Store, loop: asyncio.Runner) -> None:
     async def scenario() -> None:
         await store.enqueue([make_event(f"e{i}", kind=f"k{i % 7}") for i in range(40)])
         taken: list[str] = []

@@ -29,7 +29,7 @@ import pytest
 import trustme
 from aiosmtpd.smtp import AuthResult
 
-from tests.adapters.conftest import START, FakeClock
+from tests.adapters.conftest import START
 from tests.smtp_server import HOST, Mailbox, Received, StartServer, free_port
 from tidings.adapters.channels.email import EmailSender
 from tidings.adapters.channels.email_message import WORD_JOINER
@@ -47,9 +47,10 @@ from tidings.core.records import (
     DeliveryRecord,
     DeliveryStatus,
     Notification,
-    Recipient,
+    RecipientChange,
 )
 from tidings.runner.dispatcher import Dispatcher, DispatchOptions
+from tidings.testing import FakeClock
 
 USER = "u42"
 TO = "u42@example.test"
@@ -139,9 +140,9 @@ def send(
     """Send ``jobs`` in turn with a fresh sender whose directory knows ``USER``."""
 
     async def run() -> list[ChannelOutcome]:
-        store = MemoryStore(clock=FakeClock())
-        await store.set_recipient(Recipient(user_id=USER, email=email))
-        sender = EmailSender(config, store, clock=FakeClock(), tls_context=tls_context)
+        store = MemoryStore(clock=FakeClock(START))
+        await store.update_recipient(RecipientChange(user_id=USER, email=email))
+        sender = EmailSender(config, store, clock=FakeClock(START), tls_context=tls_context)
         return [await sender.send(job) for job in jobs]
 
     return asyncio.run(run())
@@ -501,8 +502,8 @@ def test_recipient_without_email_skips(email: str | None) -> None:
 
 def test_unknown_recipient_skips() -> None:
     async def run() -> ChannelOutcome:
-        store = MemoryStore(clock=FakeClock())
-        sender = EmailSender(make_config(free_port()), store, clock=FakeClock())
+        store = MemoryStore(clock=FakeClock(START))
+        sender = EmailSender(make_config(free_port()), store, clock=FakeClock(START))
         return await sender.send(make_job())
 
     assert asyncio.run(run()) == ChannelSkipped("no email address")
@@ -651,12 +652,12 @@ class Dispatched:
 def run_dispatches(port: int, *advances: timedelta) -> Dispatched:
     """Record one event planned for in-app and email, dispatch, then dispatch again after
     each advance of the clock."""
-    clock = FakeClock()
+    clock = FakeClock(START)
 
     async def run() -> Dispatched:
         store = MemoryStore(clock=clock)
         await store.set_preference(USER, "overload", Preference(("in_app", "email"), Severity.INFO))
-        await store.set_recipient(Recipient(user_id=USER, email=TO))
+        await store.update_recipient(RecipientChange(user_id=USER, email=TO))
         event = Event(
             event_id="e1",
             user_id=USER,

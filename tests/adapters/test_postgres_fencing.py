@@ -1,4 +1,5 @@
-"""Fencing on the database clock: a worker whose lease expired can neither record nor settle.
+"""Fencing on the database clock: a worker whose delivery lease expired cannot settle,
+and a runner that hangs inside its claim-and-decide transaction loses it.
 
 The contract suite checks the same rules with an injected clock; here the leases run
 out in real time on PostgreSQL's own clock, as they do between machines.
@@ -11,7 +12,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -24,7 +25,6 @@ from tidings.core.ports import StoreUnavailable
 from tidings.core.records import Delivered, DeliveryStatus, EventStatus
 
 LEASE = timedelta(milliseconds=300)
-START = datetime.now(UTC)
 
 
 def event(event_id: str) -> Event:
@@ -38,7 +38,7 @@ def event(event_id: str) -> Event:
     )
 
 
-def test_a_worker_whose_lease_expired_cannot_record_or_settle(postgres_url: str) -> None:
+def test_a_worker_whose_delivery_lease_expired_cannot_settle(postgres_url: str) -> None:
     decide = functools.partial(decide_with, policy=Policy())
 
     async def scenario() -> None:
@@ -46,29 +46,24 @@ def test_a_worker_whose_lease_expired_cannot_record_or_settle(postgres_url: str)
         try:
             await store.migrate()
             await store.set_preference("ana", "overload", Preference(("email",), Severity.INFO))
-            await store.enqueue([event("late"), event("mailed")])
-
-            # "slow" claims both, then stalls past its lease; "fast" takes "late" over.
-            assert len(await store.claim_events("slow", 10)) == 2
-            await asyncio.sleep(LEASE.total_seconds() * 2)
-            [taken] = await store.claim_events("fast", 1)
-            assert taken.event_id == "late"
-            assert await store.record_decisions("slow", [event("late")], decide) == []
-            [recorded] = await store.record_decisions("fast", [event("late")], decide)
-            record = await store.event_record("late")
+            await store.enqueue([event("mailed")])
+            claim = await store.decide_claimable("fast", 10, decide)
+            [recorded] = claim.recorded
+            record = await store.event_record("mailed")
             assert record is not None
             assert record.status is EventStatus.NOTIFIED
             assert record.notification_id == recorded.notification_id
 
             # The email delivery "fast" planned: it stalls, "slow" takes it over and settles.
             [job] = recorded.jobs
+            assert await store.claim_due_deliveries("slow", 10) == []
             await asyncio.sleep(LEASE.total_seconds() * 2)
             [again] = await store.claim_due_deliveries("slow", 10)
             assert again.delivery_id == job.delivery_id
             assert not await store.settle_delivery("fast", job.delivery_id, Delivered(), None)
             assert await store.settle_delivery("slow", job.delivery_id, Delivered(), None)
-            [delivery] = await store.deliveries()
-            assert delivery.status is DeliveryStatus.DELIVERED
+            [delivery] = await store.deliveries(DeliveryStatus.DELIVERED)
+            assert delivery.channel.value == "email"
             assert delivery.attempts == 1
         finally:
             await store.close()
@@ -76,21 +71,24 @@ def test_a_worker_whose_lease_expired_cannot_record_or_settle(postgres_url: str)
     asyncio.run(scenario())
 
 
-def test_renewal_keeps_a_live_workers_claims(postgres_url: str) -> None:
+def test_renewal_keeps_a_live_workers_delivery_claims(postgres_url: str) -> None:
     # A lease long enough that a renewal every third of it is never late on a busy
     # machine; four renewals outlast it anyway.
     lease = timedelta(seconds=1.5)
+    decide = functools.partial(decide_with, policy=Policy())
 
     async def scenario() -> None:
         store = PostgresStore(postgres_url, lease=lease)
         try:
             await store.migrate()
+            await store.set_preference("ana", "overload", Preference(("email",), Severity.INFO))
             await store.enqueue([event("held")])
-            assert len(await store.claim_events("alive", 10)) == 1
+            [recorded] = (await store.decide_claimable("alive", 10, decide)).recorded
+            assert len(recorded.jobs) == 1
             for _ in range(4):
                 await asyncio.sleep(lease.total_seconds() / 3)
                 await store.renew_claims("alive")
-            assert await store.claim_events("other", 10) == []
+            assert await store.claim_due_deliveries("other", 10) == []
         finally:
             await store.close()
 
@@ -182,47 +180,3 @@ def test_a_stall_before_a_plain_statement_is_a_lost_connection_too(
             await store.close()
 
     asyncio.run(scenario())
-
-
-def test_a_lease_claim_and_a_deciding_claim_never_deadlock(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A worker recording under an expired lease (``record_decisions``) while another
-    runner has taken the event over (``decide_claimable``): both lock rows before keys,
-    so the late worker is fenced out instead of deadlocking."""
-    decide = functools.partial(decide_with, policy=Policy())
-    taken_over: list[str] = []
-
-    def second_runner() -> None:
-        async def scenario() -> None:
-            store = PostgresStore(postgres_url)
-            try:
-                claim = await store.decide_claimable("new", 10, decide)
-                taken_over.extend(recorded.event_id for recorded in claim.recorded)
-            finally:
-                await store.close()
-
-        asyncio.run(scenario())
-
-    async def scenario() -> None:
-        # A clock an hour behind: the lease this worker takes has already expired.
-        late = PostgresStore(
-            postgres_url, lease=timedelta(seconds=30), clock=lambda: START - timedelta(hours=1)
-        )
-        try:
-            await late.migrate()
-            await late.enqueue([event("e1")])
-            [item] = await late.claim_events("late", 10)
-            patch = monkeypatch.context()
-            with patch as patched:
-                patched.setattr(decisions, "validate_rows", slowed(1.0))
-                other = threading.Thread(target=second_runner)
-                other.start()
-                await asyncio.sleep(0.4)  # the other runner holds e1 and is deciding
-            assert await late.record_decisions("late", [event(item.event_id)], decide) == []
-            await asyncio.to_thread(other.join)
-        finally:
-            await late.close()
-
-    asyncio.run(scenario())
-    assert taken_over == ["e1"]

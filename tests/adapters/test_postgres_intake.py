@@ -58,6 +58,7 @@ def test_bad_lines_are_rejected_alone(postgres_url: str, tmp_path: Path) -> None
     ]
     source = tmp_path / "events.jsonl"
     source.write_text("\n".join(lines) + "\n")
+    assert tidings(postgres_url, "migrate").returncode == 0
 
     enqueued = tidings(postgres_url, "--json", "enqueue", str(source))
     assert enqueued.returncode == 2

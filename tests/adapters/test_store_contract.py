@@ -1,9 +1,11 @@
 """The store contract: one suite, run against every store (see ``conftest.STORE_FACTORIES``).
 
-It states what the runner relies on from ``core.ports.Store``: the durable intake and
-its leases, decisions recorded atomically with their cooldown, the fencing of claims,
-the delivery outbox and its retries, the inbox and the preferences. Each test drives a
-store through its ports only and checks the end state through its ports only.
+It states what the runner relies on from ``core.ports.Store``: the durable intake,
+claiming and deciding in one transaction (lanes and concurrency: ``test_claim_deciding``),
+decisions recorded atomically with their cooldown, the delivery outbox with its leases,
+fencing and retries, the inbox, preferences, recipients, history and the schema's
+status. Each test drives a store through its ports only and checks the end state
+through its ports only.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 import attrs
 import pytest
+from returns.result import Result
 
-from tests.adapters.conftest import LEASE, START, FakeClock
+from tests.adapters.conftest import LEASE, START
+from tidings.adapters.migrations import load_migrations
 from tidings.core import (
     GLOBAL_KIND,
     Channel,
@@ -31,13 +35,14 @@ from tidings.core import (
     SkipReason,
     decide_with,
     explain,
-    parse_event,
 )
+from tidings.core.decision import DecisionInputs
 from tidings.core.ports import DecideFn, Store
 from tidings.core.records import (
     Backlog,
     ChannelFailed,
     ChannelSkipped,
+    DecidedClaim,
     Delivered,
     DeliveryJob,
     DeliveryRecord,
@@ -45,14 +50,17 @@ from tidings.core.records import (
     EventStatus,
     Notification,
     Recipient,
+    RecipientChange,
     RecordedEvent,
 )
 from tidings.core.validation import MAX_BODY_BYTES
+from tidings.testing import FakeClock
 
 DECIDE: DecideFn = partial(decide_with, policy=Policy())
 COOLDOWN = Policy().cooldown
 W1 = "worker-1"
 W2 = "worker-2"
+W3 = "worker-3"
 USER = "u42"
 KIND = "burnout_overload"
 ALL_CHANNELS = Preference(("in_app", "email", "webhook"), Severity.INFO)
@@ -79,19 +87,20 @@ def make_event(
     )
 
 
-async def claim(store: Store, worker_id: str, limit: int = 100) -> list[Event]:
-    """Claim events and parse their stored fields, as the runner does."""
-    return [
-        parse_event(item.fields).unwrap() for item in await store.claim_events(worker_id, limit)
-    ]
+async def decide(
+    store: Store, worker_id: str = W1, limit: int = 100, *, lane: int = 0, lanes: int = 1
+) -> DecidedClaim:
+    """One claim-and-decide transaction, as the runner makes it."""
+    return await store.decide_claimable(worker_id, limit, DECIDE, lane=lane, lanes=lanes)
 
 
 async def submit(store: Store, events: Sequence[Event], worker_id: str = W1) -> list[RecordedEvent]:
-    """Enqueue, claim and record ``events`` (nothing else may be open in the store)."""
+    """Enqueue ``events`` and decide them (nothing else may be open in the store)."""
     assert await store.enqueue(events) == len(events)
-    claimed = await claim(store, worker_id)
-    assert claimed == list(events)
-    return list(await store.record_decisions(worker_id, claimed, DECIDE))
+    claim = await decide(store, worker_id)
+    assert claim.rejected == ()
+    assert [r.event_id for r in claim.recorded] == [e.event_id for e in events]
+    return list(claim.recorded)
 
 
 async def submit_one(store: Store, event: Event, worker_id: str = W1) -> RecordedEvent:
@@ -119,7 +128,7 @@ async def only_job(
     return recorded, job
 
 
-# -- migrations ----------------------------------------------------------------------
+# -- schema --------------------------------------------------------------------------
 
 
 def test_migrate_again_applies_nothing_and_keeps_data(store: Store, loop: asyncio.Runner) -> None:
@@ -129,6 +138,7 @@ def test_migrate_again_applies_nothing_and_keeps_data(store: Store, loop: asynci
 
         assert await store.migrate() == 0
         assert await store.migrate() == 0
+        assert await store.pending_migrations() == 0
 
         record = await store.event_record("e1")
         assert record is not None
@@ -138,7 +148,32 @@ def test_migrate_again_applies_nothing_and_keeps_data(store: Store, loop: asynci
     loop.run(scenario())
 
 
-# -- intake --------------------------------------------------------------------------
+MIGRATIONS = {
+    "memory": 0,
+    "sqlite": len(load_migrations("tidings.adapters.sqlite")),
+    "postgres": len(load_migrations("tidings.adapters.postgres")),
+}
+"""How many migrations an empty database of each backend lacks."""
+
+
+def test_pending_migrations_counts_what_migrate_would_apply(
+    unmigrated_store: tuple[str, Store], loop: asyncio.Runner
+) -> None:
+    backend, store = unmigrated_store
+
+    async def scenario() -> None:
+        assert await store.pending_migrations() == MIGRATIONS[backend]
+        assert await store.pending_migrations() == MIGRATIONS[backend]  # looking changed nothing
+
+        assert await store.migrate() == MIGRATIONS[backend]
+
+        assert await store.pending_migrations() == 0
+
+    assert MIGRATIONS["sqlite"] > 0 and MIGRATIONS["postgres"] > 0
+    loop.run(scenario())
+
+
+# -- intake: claimed and decided in one transaction -----------------------------------
 
 
 def test_enqueue_counts_new_events_and_ignores_known_ids(
@@ -149,11 +184,16 @@ def test_enqueue_counts_new_events_and_ignores_known_ids(
         assert await store.enqueue([first, make_event("e2"), first]) == 2
         assert await store.enqueue([make_event("e1", title="second title"), make_event("e3")]) == 1
         assert await store.enqueue([]) == 0
-
-        events = await claim(store, W1)
-        assert [e.event_id for e in events] == ["e1", "e2", "e3"]
-        assert events[0] == first
         assert (await store.backlog()).events == 3
+
+        claim = await decide(store)
+
+        assert [r.event_id for r in claim.recorded] == ["e1", "e2", "e3"]
+        record = await store.event_record("e1")
+        assert record is not None
+        assert record.title == "first title"
+        [entry] = await store.inbox(USER)
+        assert (entry.event_id, entry.title) == ("e1", "first title")
 
     loop.run(scenario())
 
@@ -166,7 +206,7 @@ def test_enqueue_of_a_decided_event_id_does_not_reopen_it(
 
         assert await store.enqueue([make_event("e1", title="again")]) == 0
 
-        assert await store.claim_events(W1, 10) == []
+        assert await decide(store) == DecidedClaim(recorded=(), rejected=())
         record = await store.event_record("e1")
         assert record is not None
         assert record.status is EventStatus.NOTIFIED
@@ -205,7 +245,7 @@ def test_event_record_of_unknown_id_is_none(store: Store, loop: asyncio.Runner) 
     loop.run(scenario())
 
 
-def test_claim_returns_oldest_first_with_fields_that_round_trip(
+def test_decide_takes_the_oldest_first_with_fields_that_round_trip(
     store: Store, loop: asyncio.Runner, clock: FakeClock
 ) -> None:
     with_payload = make_event(
@@ -214,61 +254,81 @@ def test_claim_returns_oldest_first_with_fields_that_round_trip(
         payload_json='{"load":0.93,"threshold":0.8,"team":["a","b"],"note":"é"}',
     )
     without_payload = make_event("e2", user_id="u7", kind="other_kind", severity=Severity.INFO)
-    later = make_event("e0", title="enqueued last, id sorts first")
+    later = make_event("e0", kind="third_kind", title="enqueued last, id sorts first")
 
     async def scenario() -> None:
         await store.enqueue([with_payload, without_payload])
         clock.advance(timedelta(seconds=1))
         await store.enqueue([later])
 
-        items = await store.claim_events(W1, 10)
+        claim = await decide(store)
 
-        assert [item.event_id for item in items] == ["e1", "e2", "e0"]
-        assert [parse_event(item.fields).unwrap() for item in items] == [
-            with_payload,
-            without_payload,
-            later,
-        ]
-        assert items[0].fields["payload_json"] == with_payload.payload_json
-        record = await store.event_record("e1")
-        assert record is not None
-        assert record.status is EventStatus.CLAIMED
-
-    loop.run(scenario())
-
-
-def test_claim_respects_limit(store: Store, loop: asyncio.Runner) -> None:
-    async def scenario() -> None:
-        await store.enqueue([make_event(f"e{n}") for n in range(5)])
-
-        first = await store.claim_events(W1, 2)
-        rest = await store.claim_events(W2, 10)
-
-        assert [item.event_id for item in first] == ["e0", "e1"]
-        assert [item.event_id for item in rest] == ["e2", "e3", "e4"]
-        assert await store.claim_events(W1, 10) == []
-        assert (await store.backlog()).events == 5
+        assert [r.event_id for r in claim.recorded] == ["e1", "e2", "e0"]
+        notified = {n.event_id: n for user in (USER, "u7") for n in await store.inbox(user)}
+        for event in (with_payload, without_payload, later):
+            entry = notified[event.event_id]
+            assert (entry.user_id, entry.kind, entry.severity) == (
+                event.user_id,
+                event.kind,
+                event.severity,
+            )
+            assert (entry.title, entry.body, entry.payload_json) == (
+                event.title,
+                event.body,
+                event.payload_json,
+            )
 
     loop.run(scenario())
 
 
-def test_claimed_events_are_leased_until_the_lease_expires(
-    store: Store, loop: asyncio.Runner, clock: FakeClock
+def failing_on(event_id: str) -> DecideFn:
+    """The decision, with a bug that raises on ``event_id``."""
+
+    def decide_or_raise(
+        event: Event, inputs: DecisionInputs, now: datetime, /
+    ) -> Result[Plan, Skip]:
+        if event.event_id == event_id:
+            raise RuntimeError("a bug in the decision")
+        return DECIDE(event, inputs, now)
+
+    return decide_or_raise
+
+
+def test_a_claim_whose_transaction_fails_leaves_every_event_pending(
+    store: Store, loop: asyncio.Runner
 ) -> None:
+    """Claiming, rejecting and deciding are one transaction: when it fails nothing of
+    it remains (no rejection, no notification, no delivery), and the events are
+    claimable again at once by anyone."""
+
     async def scenario() -> None:
-        await store.enqueue([make_event("e1"), make_event("e2")])
-        assert [item.event_id for item in await store.claim_events(W1, 10)] == ["e1", "e2"]
+        await store.set_preference(USER, KIND, ALL_CHANNELS)
+        events = [
+            make_event("e1"),
+            make_event("bad", title="", kind="k2"),
+            make_event("e2", kind="k3"),
+        ]
+        await store.enqueue(events)
 
-        assert await store.claim_events(W2, 10) == []
-        clock.advance(LEASE - timedelta(seconds=1))
-        assert await store.claim_events(W2, 10) == []
+        with pytest.raises(RuntimeError, match="a bug in the decision"):
+            await store.decide_claimable(W1, 10, failing_on("e2"))
 
-        clock.advance(timedelta(seconds=2))
-        taken_over = await store.claim_events(W2, 10)
+        for event in events:
+            record = await store.event_record(event.event_id)
+            assert record is not None
+            assert (record.status, record.outcome, record.error) == (
+                EventStatus.PENDING,
+                None,
+                None,
+            )
+        assert await store.backlog() == Backlog(events=3, due_deliveries=0)
+        assert await store.inbox(USER) == []
+        assert await store.deliveries() == []
 
-        assert [item.event_id for item in taken_over] == ["e1", "e2"]
-        assert await store.claim_events(W1, 10) == []
-        assert (await store.backlog()).events == 2
+        claim = await decide(store, W2)
+        assert [r.event_id for r in claim.recorded] == ["e1", "e2"]
+        assert [event_id for event_id, _ in claim.rejected] == ["bad"]
+        assert len(await store.deliveries(DeliveryStatus.PENDING)) == 2  # e1's email, webhook
 
     loop.run(scenario())
 
@@ -280,7 +340,7 @@ def test_decided_events_are_never_claimed_again(
         await submit(store, [make_event("e1"), make_event("e2", kind="other_kind")])
         clock.advance(LEASE * 3)
 
-        assert await store.claim_events(W2, 10) == []
+        assert await decide(store, W2) == DecidedClaim(recorded=(), rejected=())
 
     loop.run(scenario())
 
@@ -298,40 +358,37 @@ def test_backlog_counts_events_not_terminal(store: Store, loop: asyncio.Runner) 
         )
         assert (await store.backlog()).events == 4
 
-        items = await store.claim_events(W1, 3)
-        assert (await store.backlog()).events == 4
-
-        parsed = [parse_event(item.fields) for item in items]
-        await store.record_decisions(W1, [parsed[0].unwrap(), parsed[1].unwrap()], DECIDE)
-        assert (await store.backlog()).events == 2
-
-        await store.reject_event(W1, "e3", parsed[2].failure())
+        claim = await decide(store, limit=3)
+        assert [r.event_id for r in claim.recorded] == ["e1", "e2"]
+        assert [event_id for event_id, _ in claim.rejected] == ["e3"]
         assert await store.backlog() == Backlog(events=1, due_deliveries=0)
+
+        await decide(store)
+        assert await store.backlog() == Backlog(events=0, due_deliveries=0)
 
     loop.run(scenario())
 
 
-def test_renew_claims_extends_only_the_workers_own_leases(
+def test_renew_claims_extends_only_the_workers_own_delivery_leases(
     store: Store, loop: asyncio.Runner, clock: FakeClock
 ) -> None:
     async def scenario() -> None:
         await store.set_preference(USER, KIND, ALL_CHANNELS)
-        recorded = await submit_one(store, make_event("e1"))
-        await store.enqueue([make_event("mine", kind="k2"), make_event("theirs", kind="k3")])
-        assert [item.event_id for item in await store.claim_events(W1, 1)] == ["mine"]
-        assert [item.event_id for item in await store.claim_events(W2, 1)] == ["theirs"]
+        await store.set_preference("u7", KIND, ALL_CHANNELS)
+        mine = await submit_one(store, make_event("e1"), W1)
+        theirs = await submit_one(store, make_event("e2", user_id="u7"), W2)
 
         clock.advance(LEASE - timedelta(seconds=1))
         await store.renew_claims(W1)
         clock.advance(timedelta(seconds=2))
 
-        assert await store.claim_due_deliveries(W2, 10) == []
-        assert [item.event_id for item in await store.claim_events(W2, 10)] == ["theirs"]
-        clock.advance(LEASE + timedelta(seconds=1))
-        assert {job.delivery_id for job in await store.claim_due_deliveries(W2, 10)} == {
-            job.delivery_id for job in recorded.jobs
+        assert {job.delivery_id for job in await store.claim_due_deliveries(W3, 10)} == {
+            job.delivery_id for job in theirs.jobs
         }
-        assert [item.event_id for item in await store.claim_events(W2, 10)] == ["mine", "theirs"]
+        clock.advance(LEASE - timedelta(seconds=1))  # the renewal ran out; W3's claims live
+        assert {job.delivery_id for job in await store.claim_due_deliveries(W2, 10)} == {
+            job.delivery_id for job in mine.jobs
+        }
 
     loop.run(scenario())
 
@@ -339,50 +396,32 @@ def test_renew_claims_extends_only_the_workers_own_leases(
 # -- rejection -----------------------------------------------------------------------
 
 
-def test_reject_event_ends_it_with_the_error(
+def test_an_invalid_event_ends_rejected_with_every_error(
     store: Store, loop: asyncio.Runner, clock: FakeClock
 ) -> None:
     async def scenario() -> None:
         await store.enqueue([make_event("bad", title="", kind=GLOBAL_KIND)])
-        [item] = await store.claim_events(W1, 10)
-        error = parse_event(item.fields).failure()
         clock.advance(timedelta(seconds=5))
 
-        await store.reject_event(W1, "bad", error)
+        claim = await decide(store)
 
+        assert claim.recorded == ()
+        [(event_id, error)] = claim.rejected
+        assert event_id == "bad"
+        assert "title: must not be empty" in str(error)
+        assert {found.field for found in error.errors} == {"title", "kind"}
         record = await store.event_record("bad")
         assert record is not None
         assert record.status is EventStatus.REJECTED
         assert record.error == str(error)
-        assert "title: must not be empty" in str(error)
         assert record.decided_at == clock()
         assert record.outcome is None
         assert record.explanation is None
         assert record.notification_id is None
         assert await store.backlog() == Backlog(events=0, due_deliveries=0)
         clock.advance(LEASE * 3)
-        assert await store.claim_events(W2, 10) == []
+        assert await decide(store, W2) == DecidedClaim(recorded=(), rejected=())
         assert await store.inbox(USER) == []
-
-    loop.run(scenario())
-
-
-def test_reject_event_needs_the_claim(store: Store, loop: asyncio.Runner) -> None:
-    async def scenario() -> None:
-        await store.enqueue([make_event("claimed", title=""), make_event("pending", title="")])
-        [item] = await store.claim_events(W1, 1)
-        error = parse_event(item.fields).failure()
-
-        await store.reject_event(W2, "claimed", error)
-        await store.reject_event(W2, "pending", error)
-
-        claimed = await store.event_record("claimed")
-        pending = await store.event_record("pending")
-        assert claimed is not None
-        assert pending is not None
-        assert (claimed.status, claimed.error) == (EventStatus.CLAIMED, None)
-        assert (pending.status, pending.error) == (EventStatus.PENDING, None)
-        assert (await store.backlog()).events == 2
 
     loop.run(scenario())
 
@@ -703,109 +742,6 @@ def test_unknown_stored_channel_names_are_reported(store: Store, loop: asyncio.R
         assert record is not None
         assert record.outcome == recorded.outcome
         assert record.explanation == explain(recorded.outcome)
-
-    loop.run(scenario())
-
-
-def test_record_ignores_events_claimed_by_another_worker(
-    store: Store, loop: asyncio.Runner
-) -> None:
-    async def scenario() -> None:
-        await store.enqueue([make_event("e1"), make_event("e2", kind="other_kind")])
-        [theirs] = await claim(store, W2, 1)
-        [mine] = await claim(store, W1, 1)
-
-        recorded = await store.record_decisions(W1, [theirs, mine], DECIDE)
-
-        assert [r.event_id for r in recorded] == ["e2"]
-        record = await store.event_record("e1")
-        assert record is not None
-        assert record.status is EventStatus.CLAIMED
-        assert record.outcome is None
-        assert [n.event_id for n in await store.inbox(USER)] == ["e2"]
-        assert (await store.backlog()).events == 1
-
-    loop.run(scenario())
-
-
-def test_record_ignores_events_never_claimed(store: Store, loop: asyncio.Runner) -> None:
-    async def scenario() -> None:
-        event = make_event("e1")
-        await store.enqueue([event])
-
-        assert await store.record_decisions(W1, [event], DECIDE) == []
-        assert await store.record_decisions(W1, [make_event("unknown")], DECIDE) == []
-        assert await store.record_decisions(W1, [], DECIDE) == []
-
-        record = await store.event_record("e1")
-        assert record is not None
-        assert record.status is EventStatus.PENDING
-        assert await store.event_record("unknown") is None
-        assert await store.inbox(USER) == []
-        assert [item.event_id for item in await store.claim_events(W1, 10)] == ["e1"]
-
-    loop.run(scenario())
-
-
-def test_record_after_the_claim_was_taken_over_records_nothing(
-    store: Store, loop: asyncio.Runner, clock: FakeClock
-) -> None:
-    async def scenario() -> None:
-        await store.enqueue([make_event("e1")])
-        [event] = await claim(store, W1)
-        clock.advance(LEASE + timedelta(seconds=1))
-        assert await claim(store, W2) == [event]
-
-        assert await store.record_decisions(W1, [event], DECIDE) == []
-        record = await store.event_record("e1")
-        assert record is not None
-        assert record.status is EventStatus.CLAIMED
-        assert await store.inbox(USER) == []
-
-        [recorded] = await store.record_decisions(W2, [event], DECIDE)
-        assert isinstance(recorded.outcome, Plan)
-        assert len(await store.inbox(USER)) == 1
-
-    loop.run(scenario())
-
-
-def test_record_ignores_events_already_decided(
-    store: Store, loop: asyncio.Runner, clock: FakeClock
-) -> None:
-    async def scenario() -> None:
-        event = make_event("e1")
-        first = await submit_one(store, event)
-        clock.advance(COOLDOWN * 2)
-
-        assert await store.record_decisions(W1, [event], DECIDE) == []
-
-        record = await store.event_record("e1")
-        assert record is not None
-        assert record.status is EventStatus.NOTIFIED
-        assert record.notification_id == first.notification_id
-        assert [n.id for n in await store.inbox(USER)] == [first.notification_id]
-
-    loop.run(scenario())
-
-
-def test_record_same_event_twice_in_one_batch_records_it_once(
-    store: Store, loop: asyncio.Runner
-) -> None:
-    async def scenario() -> None:
-        await store.enqueue([make_event("e1")])
-        [event] = await claim(store, W1)
-
-        recorded = await store.record_decisions(W1, [event, event], DECIDE)
-
-        # After its first decision the event is no longer claimed, so the repeat is
-        # not decided again: the event keeps the decision that made its notification.
-        [notification] = await store.inbox(USER)
-        record = await store.event_record("e1")
-        assert record is not None
-        assert record.status is EventStatus.NOTIFIED
-        assert record.notification_id == notification.id
-        assert isinstance(record.outcome, Plan)
-        assert [(r.event_id, r.notification_id) for r in recorded] == [("e1", notification.id)]
 
     loop.run(scenario())
 
@@ -1290,9 +1226,7 @@ def test_text_fields_are_stored_verbatim(store: Store, loop: asyncio.Runner) -> 
     ]
 
     async def scenario() -> None:
-        await store.enqueue(events)
-        assert await claim(store, W1) == events
-        recorded = await store.record_decisions(W1, events, DECIDE)
+        recorded = await submit(store, events)
         assert all(isinstance(r.outcome, Plan) for r in recorded)
 
         by_event = {n.event_id: n for n in await store.inbox(USER, limit=100)}
@@ -1316,11 +1250,7 @@ def test_payload_json_text_is_kept_as_given(store: Store, loop: asyncio.Runner) 
     event = make_event("e1", payload_json=raw)
 
     async def scenario() -> None:
-        await store.enqueue([event])
-        [item] = await store.claim_events(W1, 1)
-        assert item.fields["payload_json"] == raw
-
-        await store.record_decisions(W1, [event], DECIDE)
+        await submit_one(store, event)
 
         [entry] = await store.inbox(USER)
         assert entry.payload_json == raw
@@ -1384,32 +1314,100 @@ def test_identifiers_are_stored_verbatim(store: Store, loop: asyncio.Runner) -> 
 # ----------------------------------------------------------------------- recipients
 
 
-def test_recipients_are_stored_and_webhooks_disabled_until_replaced(
+HOOK_A = "https://hooks.example.com/a"
+HOOK_B = "https://hooks.example.com/b"
+
+
+async def changed(store: Store, **fields: str | None) -> Recipient:
+    """Change USER's contact points; checks that what comes back is what is stored."""
+    stored = await store.update_recipient(RecipientChange(user_id=USER, **fields))
+    assert await store.recipient(USER) == stored
+    return stored
+
+
+def test_recipients_change_field_by_field(store: Store, loop: asyncio.Runner) -> None:
+    async def scenario() -> None:
+        assert await store.recipient(USER) is None
+        first = await changed(store, email="ana@example.com", webhook_url=HOOK_A)
+        assert first == Recipient(user_id=USER, email="ana@example.com", webhook_url=HOOK_A)
+
+        with_secret = await changed(store, webhook_secret="whsec_c2VjcmV0")
+        assert with_secret == attrs.evolve(first, webhook_secret="whsec_c2VjcmV0")
+        assert "c2VjcmV0" not in repr(with_secret)
+        assert "c2VjcmV0" not in repr(
+            RecipientChange(user_id=USER, webhook_secret="whsec_c2VjcmV0")
+        )
+
+        new_email = await changed(store, email="ana@example.org")
+        assert new_email == attrs.evolve(with_secret, email="ana@example.org")
+
+        cleared = await changed(store, email=None, webhook_url=None, webhook_secret=None)
+        assert cleared == Recipient(user_id=USER)
+        assert await store.recipient("u7") is None  # per user
+
+    loop.run(scenario())
+
+
+def test_a_disabled_webhook_stays_disabled_until_its_url_changes(
     store: Store, loop: asyncio.Runner
 ) -> None:
     async def scenario() -> None:
-        assert await store.recipient(USER) is None
-        first = Recipient(
-            user_id=USER,
-            email="ana@example.com",
-            webhook_url="https://hooks.example.com/a",
-            webhook_secret="whsec_c2VjcmV0",
-        )
-        await store.set_recipient(first)
-        assert await store.recipient(USER) == first
+        first = await changed(store, webhook_url=HOOK_A, webhook_secret="whsec_c2VjcmV0")
         await store.disable_webhook(USER, "https://hooks.example.com/other", "410 Gone")
         assert await store.recipient(USER) == first  # a late 410 from another URL
-        await store.disable_webhook(USER, "https://hooks.example.com/a", "410 Gone")
-        disabled = await store.recipient(USER)
-        assert disabled is not None
-        assert disabled.webhook_disabled == "410 Gone"
-        new_email = attrs.evolve(first, email="ana@example.org")
-        await store.set_recipient(new_email)
-        assert await store.recipient(USER) == attrs.evolve(new_email, webhook_disabled="410 Gone")
-        replaced = Recipient(user_id=USER, webhook_url="https://hooks.example.com/b")
-        await store.set_recipient(replaced)
+        await store.disable_webhook("u7", HOOK_A, "410 Gone")  # no such recipient
+        assert await store.recipient("u7") is None
+
+        await store.disable_webhook(USER, HOOK_A, "410 Gone")
+        disabled = attrs.evolve(first, webhook_disabled="410 Gone")
+        assert await store.recipient(USER) == disabled
+
+        # Other fields, and the same URL again, leave it disabled.
+        assert await changed(store, email="ana@example.com") == attrs.evolve(
+            disabled, email="ana@example.com"
+        )
+        assert (await changed(store, webhook_url=HOOK_A)).webhook_disabled == "410 Gone"
+
+        replaced = await changed(store, webhook_url=HOOK_B)
+        assert replaced == Recipient(
+            user_id=USER,
+            email="ana@example.com",
+            webhook_url=HOOK_B,
+            webhook_secret=first.webhook_secret,
+        )
+        await store.disable_webhook(USER, HOOK_A, "410 Gone")  # late, from the old URL
         assert await store.recipient(USER) == replaced
-        assert "c2VjcmV0" not in repr(first)
+
+        await store.disable_webhook(USER, HOOK_B, "410 Gone")
+        assert (await changed(store, webhook_url=None)).webhook_disabled is None
+
+    loop.run(scenario())
+
+
+def test_concurrent_changes_to_one_recipient_all_apply(store: Store, loop: asyncio.Runner) -> None:
+    """Each change reads and writes in one transaction: changes to different fields
+    made at the same time, for a user with no row yet, all land."""
+
+    async def scenario() -> None:
+        users = [f"u{n}" for n in range(4)]
+        await asyncio.gather(
+            *(
+                store.update_recipient(RecipientChange(user_id=user, **{field: value}))
+                for user in users
+                for field, value in (
+                    ("email", f"{user}@example.com"),
+                    ("webhook_url", f"https://hooks.example.com/{user}"),
+                    ("webhook_secret", "whsec_c2VjcmV0"),
+                )
+            )
+        )
+        for user in users:
+            assert await store.recipient(user) == Recipient(
+                user_id=user,
+                email=f"{user}@example.com",
+                webhook_url=f"https://hooks.example.com/{user}",
+                webhook_secret="whsec_c2VjcmV0",
+            )
 
     loop.run(scenario())
 

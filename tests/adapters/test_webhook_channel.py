@@ -36,6 +36,7 @@ from tidings.core.records import (
     DeliveryJob,
     Notification,
     Recipient,
+    RecipientChange,
 )
 from tidings.core.values import Channel, Severity
 
@@ -101,8 +102,8 @@ class Harness:
     """The client's trust store, for an HTTPS receiver; the sender gets its client."""
 
     async def point_at(self, url: str | None, secret: str | None = SECRET) -> None:
-        await self.store.set_recipient(
-            Recipient(user_id=USER, webhook_url=url, webhook_secret=secret)
+        await self.store.update_recipient(
+            RecipientChange(user_id=USER, webhook_url=url, webhook_secret=secret)
         )
 
     @asynccontextmanager

@@ -8,7 +8,7 @@ failure names the rule that broke.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
 
+from tests.core.outcomes import in_utc, shown
 from tidings.core import (
     Channel,
     DecisionInputs,
@@ -30,48 +31,26 @@ from tidings.core import (
     decide,
     decide_with,
 )
+from tidings.testing import (
+    aware_datetimes,
+    channel_names,
+    cooldowns,
+    events,
+    policies,
+    preferences,
+    severities,
+    zones,
+)
 
 KNOWN_NAMES = ("in_app", "email", "webhook")
 SEVERITY_ORDER = (Severity.INFO, Severity.WATCH, Severity.CRITICAL)
-EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-CENTURY_US = 100 * 366 * 24 * 3600 * 1_000_000
 ONE_US = timedelta(microseconds=1)
 
 # ---------------------------------------------------------------------------- strategies
 
-severities = st.sampled_from(Severity)
-channel_names = st.lists(
-    st.one_of(st.sampled_from(KNOWN_NAMES), st.text(max_size=10)), max_size=8
-).map(tuple)
-preferences = st.builds(Preference, channel_names, severities)
-optional_preferences = st.one_of(st.none(), preferences)
-cooldowns = st.one_of(
-    st.sampled_from([timedelta(0), ONE_US, timedelta(hours=1), timedelta(hours=24)]),
-    st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=30)),
-)
-policies = st.builds(
-    Policy,
-    default_channels=st.lists(st.sampled_from(Channel), unique=True).map(tuple),
-    default_min_severity=severities,
-    cooldown=cooldowns,
-)
-kinds = st.one_of(st.sampled_from(["burnout_overload", "deadline", "k"]), st.text(max_size=20))
-events = st.builds(
-    Event,
-    event_id=st.just("e1"),
-    user_id=st.just("u42"),
-    kind=kinds,
-    severity=severities,
-    title=st.just("title"),
-    body=st.just("body"),
-)
-fixed_offsets = st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59).map(
-    lambda minutes: timezone(timedelta(minutes=minutes))
-)
-# Instants in UTC between 2000 and 2100, to the microsecond.
-instants = st.integers(min_value=0, max_value=CENTURY_US).map(
-    lambda us: EPOCH + timedelta(microseconds=us)
-)
+optional_preferences = st.one_of(st.none(), preferences())
+# Instants in UTC between 2000 and 2100, to the microsecond, for arithmetic on instants.
+instants = aware_datetimes().map(lambda moment: moment.astimezone(UTC))
 
 
 @st.composite
@@ -87,10 +66,12 @@ def elapsed_since_last(draw: st.DrawFn, cooldown: timedelta) -> timedelta:
 
 @st.composite
 def last_and_now(draw: st.DrawFn, cooldown: timedelta) -> tuple[datetime | None, datetime]:
-    now = draw(instants)
+    now = draw(aware_datetimes())
     if draw(st.booleans()):
         return None, now
-    return now - draw(elapsed_since_last(cooldown)), now
+    last = now.astimezone(UTC) - draw(elapsed_since_last(cooldown))
+    # Often in now's zone, where subtracting wall clocks would go wrong across a change.
+    return last.astimezone(draw(st.one_of(st.just(now.tzinfo), zones()))), now
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -141,7 +122,6 @@ def model(
         channels, ignored = policy.default_channels, ()
         minimum, source = policy.default_min_severity, PreferenceSource.DEFAULT
     now_utc = now.astimezone(UTC)
-    last_utc = last_sent_at.astimezone(UTC) if last_sent_at is not None else None
 
     def skip(reason: SkipReason, ends: datetime | None = None) -> Skip:
         # Only a cooldown skip compared against the last notification, so only it says when.
@@ -160,8 +140,10 @@ def model(
         return skip(SkipReason.SEVERITY_BELOW_MINIMUM)
     if not channels:
         return skip(SkipReason.NO_CHANNELS)
-    if last_utc is not None and now_utc - last_utc < policy.cooldown:
-        return skip(SkipReason.COOLDOWN, last_utc + policy.cooldown)
+    if last_sent_at is not None and now_utc - last_sent_at.astimezone(UTC) < policy.cooldown:
+        # When it ends, as a clock in the zone last_sent_at was given in shows it.
+        ends = last_sent_at.astimezone(UTC) + policy.cooldown
+        return skip(SkipReason.COOLDOWN, ends.astimezone(last_sent_at.tzinfo))
     return Plan(
         kind=event.kind,
         severity=event.severity,
@@ -186,25 +168,20 @@ NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 @given(
-    event=events,
+    event=events(),
     kind_preference=optional_preferences,
     global_preference=optional_preferences,
-    policy_and_times=policies.flatmap(
+    policy_and_times=policies().flatmap(
         lambda policy: st.tuples(st.just(policy), last_and_now(policy.cooldown))
     ),
-    zones=st.tuples(fixed_offsets, fixed_offsets),
 )
 def test_decide_matches_the_rules_of_the_design(
     event: Event,
     kind_preference: Preference | None,
     global_preference: Preference | None,
     policy_and_times: tuple[Policy, tuple[datetime | None, datetime]],
-    zones: tuple[timezone, timezone],
 ) -> None:
-    policy, (last_utc, now_utc) = policy_and_times
-    now_zone, last_zone = zones
-    now = now_utc.astimezone(now_zone)
-    last = last_utc.astimezone(last_zone) if last_utc is not None else None
+    policy, (last, now) = policy_and_times
     result = decide(
         event,
         kind_preference=kind_preference,
@@ -221,7 +198,7 @@ def test_decide_matches_the_rules_of_the_design(
         now=now,
         policy=policy,
     )
-    assert outcome_of(result) == expected
+    assert shown(outcome_of(result)) == shown(expected)
     assert isinstance(result, Success) == isinstance(expected, Plan)
 
 
@@ -229,10 +206,10 @@ def test_decide_matches_the_rules_of_the_design(
 
 
 @given(
-    kind_preference=preferences,
+    kind_preference=preferences(),
     global_preference=optional_preferences,
-    policy=policies,
-    severity=severities,
+    policy=policies(),
+    severity=severities(),
 )
 def test_per_kind_row_wins_with_its_own_minimum(
     kind_preference: Preference,
@@ -258,7 +235,7 @@ def test_per_kind_row_wins_with_its_own_minimum(
         assert outcome.channels == known
 
 
-@given(global_preference=preferences, policy=policies, severity=severities)
+@given(global_preference=preferences(), policy=policies(), severity=severities())
 def test_global_row_gives_channels_but_the_policy_gives_the_minimum(
     global_preference: Preference, policy: Policy, severity: Severity
 ) -> None:
@@ -300,7 +277,7 @@ def test_global_rows_minimum_is_ignored() -> None:
     )
 
 
-@given(policy=policies, severity=severities)
+@given(policy=policies(), severity=severities())
 def test_without_rows_the_policy_defaults_apply(policy: Policy, severity: Severity) -> None:
     outcome = outcome_of(
         decide(
@@ -345,7 +322,7 @@ def test_default_policy_is_the_references() -> None:
 # ------------------------------------------------------- channel names: known, ordered
 
 
-@given(names=channel_names, min_severity=severities)
+@given(names=channel_names(), min_severity=severities())
 def test_channels_are_known_names_in_first_occurrence_order_without_repeats(
     names: tuple[str, ...], min_severity: Severity
 ) -> None:
@@ -398,8 +375,8 @@ def test_channel_order_and_unknown_names_concrete() -> None:
 
 @given(
     data=st.data(),
-    names=channel_names,
-    policy=policies,
+    names=channel_names(),
+    policy=policies(),
     elapsed=st.timedeltas(min_value=timedelta(days=-2), max_value=timedelta(days=2)),
     layer=st.sampled_from(["kind", "global", "default"]),
 )
@@ -461,7 +438,7 @@ def test_severity_below_minimum_concrete() -> None:
     data=st.data(),
     unknown=st.lists(st.text(max_size=8).filter(lambda n: n not in KNOWN_NAMES), max_size=4),
     global_preference=optional_preferences,
-    policy=policies,
+    policy=policies(),
     elapsed=st.timedeltas(min_value=timedelta(days=-2), max_value=timedelta(days=2)),
 )
 def test_per_kind_row_without_known_channels_is_silent_even_in_cooldown(
@@ -471,7 +448,7 @@ def test_per_kind_row_without_known_channels_is_silent_even_in_cooldown(
     policy: Policy,
     elapsed: timedelta,
 ) -> None:
-    minimum = data.draw(severities)
+    minimum = data.draw(severities())
     severity = data.draw(at_least(minimum))
     last = NOW - elapsed
     result = decide(
@@ -579,9 +556,9 @@ def test_inside_the_cooldown_skips_and_says_when_it_ends(
     assert result.failure().cooldown_ends_at == last + cooldown
 
 
-@given(cooldown=cooldowns, last=instants, zone=fixed_offsets)
+@given(cooldown=cooldowns(), last=instants, zone=zones())
 def test_cooldown_boundaries_to_the_microsecond(
-    cooldown: timedelta, last: datetime, zone: timezone
+    cooldown: timedelta, last: datetime, zone: tzinfo
 ) -> None:
     policy = Policy(default_channels=(Channel.EMAIL,), cooldown=cooldown)
 
@@ -614,7 +591,7 @@ def test_cooldown_boundaries_to_the_microsecond(
 
 @given(
     ahead=st.timedeltas(min_value=ONE_US, max_value=timedelta(days=400)),
-    cooldown=cooldowns,
+    cooldown=cooldowns(),
     now=instants,
 )
 def test_last_sent_in_the_future_skips(
@@ -663,8 +640,8 @@ def test_cooldown_is_exact_not_whole_hours() -> None:
 
 @given(
     data=st.data(),
-    names=channel_names.filter(lambda names: any(n in KNOWN_NAMES for n in names)),
-    cooldown=cooldowns,
+    names=channel_names().filter(lambda names: any(n in KNOWN_NAMES for n in names)),
+    cooldown=cooldowns(),
     last=st.one_of(st.none(), st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=60))),
 )
 def test_plan_carries_channels_source_minimum_and_ignored(
@@ -673,7 +650,7 @@ def test_plan_carries_channels_source_minimum_and_ignored(
     cooldown: timedelta,
     last: timedelta | None,
 ) -> None:
-    minimum = data.draw(severities)
+    minimum = data.draw(severities())
     severity = data.draw(at_least(minimum))
     last_sent_at = None if last is None else NOW - cooldown - last
     result = decide(
@@ -700,11 +677,8 @@ def test_plan_carries_channels_source_minimum_and_ignored(
 # ------------------------------------------------------------------ naive datetimes
 
 
-@given(moment=instants, other=instants, offset=fixed_offsets)
-def test_naive_now_or_last_sent_at_raises_value_error(
-    moment: datetime, other: datetime, offset: timezone
-) -> None:
-    aware = other.astimezone(offset)
+@given(moment=instants, aware=aware_datetimes())
+def test_naive_now_or_last_sent_at_raises_value_error(moment: datetime, aware: datetime) -> None:
     naive = moment.replace(tzinfo=None)
     for last, now, name in ((aware, naive, "now"), (naive, aware, "last_sent_at")):
         try:
@@ -742,23 +716,25 @@ def test_naive_now_raises_even_without_last_sent_at_and_before_any_rule() -> Non
 
 
 @given(
-    event=events,
+    event=events(),
     kind_preference=optional_preferences,
     global_preference=optional_preferences,
-    policy_and_times=policies.flatmap(
+    policy_and_times=policies().flatmap(
         lambda policy: st.tuples(st.just(policy), last_and_now(policy.cooldown))
     ),
-    zones=st.tuples(fixed_offsets, fixed_offsets, fixed_offsets, fixed_offsets),
+    other_zones=st.tuples(zones(), zones(), zones(), zones()),
 )
 def test_result_depends_only_on_the_instant(
     event: Event,
     kind_preference: Preference | None,
     global_preference: Preference | None,
     policy_and_times: tuple[Policy, tuple[datetime | None, datetime]],
-    zones: tuple[timezone, timezone, timezone, timezone],
+    other_zones: tuple[tzinfo, tzinfo, tzinfo, tzinfo],
 ) -> None:
-    policy, (last_utc, now_utc) = policy_and_times
-    now_a, last_zone_a, now_b, last_zone_b = zones
+    policy, (last, now) = policy_and_times
+    last_utc = None if last is None else last.astimezone(UTC)
+    now_utc = now.astimezone(UTC)
+    now_a, last_zone_a, now_b, last_zone_b = other_zones
     results = [
         decide(
             event,
@@ -770,8 +746,8 @@ def test_result_depends_only_on_the_instant(
         )
         for now_zone, last_zone in ((UTC, UTC), (now_a, last_zone_a), (now_b, last_zone_b))
     ]
-    assert results[0] == results[1] == results[2]
     outcomes = [outcome_of(result) for result in results]
+    assert in_utc(outcomes[0]) == in_utc(outcomes[1]) == in_utc(outcomes[2])
     if isinstance(outcomes[0], Skip) and outcomes[0].reason is SkipReason.COOLDOWN:
         assert last_utc is not None
         for outcome in outcomes:
@@ -802,10 +778,10 @@ def test_same_wall_clock_in_different_zones_is_a_different_instant() -> None:
 
 
 @given(
-    event=events,
+    event=events(),
     kind_preference=optional_preferences,
     global_preference=optional_preferences,
-    policy_and_times=policies.flatmap(
+    policy_and_times=policies().flatmap(
         lambda policy: st.tuples(st.just(policy), last_and_now(policy.cooldown))
     ),
 )
@@ -894,6 +870,29 @@ def test_cooldown_counts_real_time_across_daylight_saving_changes(
     if expect_cooldown:
         skip = result.failure()
         assert skip.cooldown_ends_at == last_sent.astimezone(UTC) + timedelta(hours=24)
+
+
+def test_a_cooldown_ending_in_a_repeated_hour_is_shown_on_the_right_pass() -> None:
+    # Berlin's clocks go back at 01:00 UTC on 27 October 2024: 02:00 to 03:00 happens
+    # twice. The last send at 02:31 on the first pass (CEST); now is 02:20 on the second
+    # pass (CET), 49 minutes later: the cooldown ends at 02:31 on the second pass.
+    berlin = ZoneInfo("Europe/Berlin")
+    last = datetime(2024, 10, 27, 0, 31, tzinfo=UTC).astimezone(berlin)
+    now = datetime(2024, 10, 27, 1, 20, tzinfo=UTC).astimezone(berlin)
+    assert (last.hour, last.minute, last.fold, now.hour, now.fold) == (2, 31, 0, 2, 1)
+    result = decide(
+        event_with(Severity.INFO),
+        kind_preference=None,
+        global_preference=None,
+        last_sent_at=last,
+        now=now,
+        policy=Policy(cooldown=timedelta(hours=1)),
+    )
+    assert isinstance(result, Failure)
+    ends = result.failure().cooldown_ends_at
+    assert ends is not None
+    assert (ends.tzinfo, ends.hour, ends.minute, ends.fold) == (berlin, 2, 31, 1)
+    assert ends.astimezone(UTC) == datetime(2024, 10, 27, 1, 31, tzinfo=UTC)
 
 
 def test_policy_default_channels_are_deduplicated() -> None:

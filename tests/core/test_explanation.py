@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from returns.result import Result, Success
 
+from tests.core.outcomes import shown
 from tidings.core import (
     Channel,
     Event,
@@ -30,6 +31,7 @@ from tidings.core import (
     outcome_to_mapping,
 )
 from tidings.core.codec import outcome_to_json
+from tidings.testing import aware_datetimes, severities
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 KIND = "burnout_overload"
@@ -200,39 +202,28 @@ def test_cooldown_keeps_the_offset_it_was_given() -> None:
 
 # -------------------------------------------------------------------- codec round trip
 
-severities = st.sampled_from(Severity)
 sources = st.sampled_from(PreferenceSource)
 texts = st.text(max_size=20)
-offsets = st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59).map(
-    lambda minutes: timezone(timedelta(minutes=minutes))
-)
-aware_datetimes = st.builds(
-    lambda us, zone: (datetime(2000, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)).astimezone(
-        zone
-    ),
-    st.integers(min_value=0, max_value=100 * 366 * 24 * 3600 * 1_000_000),
-    offsets,
-)
 ignored_names = st.lists(texts, max_size=4, unique=True).map(tuple)
 plans = st.builds(
     Plan,
     kind=texts,
-    severity=severities,
+    severity=severities(),
     channels=st.lists(st.sampled_from(Channel), unique=True).map(tuple),
     source=sources,
-    min_severity=severities,
+    min_severity=severities(),
     ignored_channels=ignored_names,
 )
 skips = st.builds(
     Skip,
     kind=texts,
-    severity=severities,
+    severity=severities(),
     reason=st.sampled_from(SkipReason),
     source=sources,
-    min_severity=severities,
+    min_severity=severities(),
     ignored_channels=ignored_names,
-    last_sent_at=st.one_of(st.none(), aware_datetimes),
-    cooldown_ends_at=st.one_of(st.none(), aware_datetimes),
+    last_sent_at=st.one_of(st.none(), aware_datetimes()),
+    cooldown_ends_at=st.one_of(st.none(), aware_datetimes()),
 )
 
 
@@ -240,7 +231,7 @@ skips = st.builds(
 def test_outcome_mapping_round_trips_through_json(original: Plan | Skip) -> None:
     mapping = outcome_to_mapping(original)
     rebuilt = outcome_from_mapping(json.loads(json.dumps(mapping)))
-    assert rebuilt == original
+    assert shown(rebuilt) == shown(original)  # the zone's name is not kept, its offset is
     assert type(rebuilt) is type(original)
     assert explain(rebuilt) == explain(original)
     if isinstance(original, Skip):

@@ -15,6 +15,7 @@ from returns.result import Failure, Result, Success
 
 from tidings.core import Event, FieldError, InvalidEvent, Severity, parse_event
 from tidings.core.validation import MAX_PAYLOAD_DEPTH, event_fields, is_valid, strict_json
+from tidings.testing import event_mappings
 
 REQUIRED = ("event_id", "user_id", "kind", "severity", "title", "body")
 KIB_64 = 64 * 1024
@@ -619,41 +620,8 @@ def test_strict_json_refuses_hostile_text_with_a_reason() -> None:
         assert strict_json(text, 64) == Failure(reason)
 
 
-# Text without control characters or surrogates (storable, and not refused by any rule).
-clean_text = st.characters(exclude_categories=["Cc", "Cs"])
-identifiers = st.text(clean_text, min_size=1, max_size=128).filter(lambda s: bool(s.strip()))
-clean_json = st.recursive(
-    st.one_of(
-        st.none(),
-        st.booleans(),
-        st.integers(min_value=-(10**30), max_value=10**30),
-        st.floats(allow_nan=False, allow_infinity=False),
-        st.text(clean_text, max_size=20),
-    ),
-    lambda children: st.one_of(
-        st.lists(children, max_size=4),
-        st.dictionaries(st.text(clean_text, max_size=8), children, max_size=4),
-    ),
-    max_leaves=12,
-)
-valid_events = st.fixed_dictionaries(
-    {
-        "event_id": identifiers,
-        "user_id": identifiers,
-        "kind": identifiers.filter(lambda kind: kind != "_global"),
-        "severity": st.sampled_from(["info", "watch", "critical"]),
-        "title": st.text(
-            st.characters(exclude_categories=["Cc", "Cs", "Zl", "Zp"]), min_size=1, max_size=200
-        ).filter(lambda s: bool(s.strip())),
-        "body": st.text(
-            st.characters(
-                exclude_categories=["Cs"],
-                exclude_characters="\x00" + "".join(map(chr, range(0x80, 0xA0))),
-            )
-        ),
-    },
-    optional={"payload": st.dictionaries(st.text(clean_text, max_size=8), clean_json, max_size=5)},
-)
+# Valid events as a producer sends them (tests/runner/test_intake_lines.py reads them too).
+valid_events = event_mappings()
 
 
 @given(data=valid_events)

@@ -13,11 +13,12 @@ import pytest
 from tests.runner.harness import Tidings, event_line
 
 
-def test_migrate_is_idempotent(tidings: Tidings) -> None:
-    status, out, _ = tidings("--json", "migrate")
+def test_migrate_is_idempotent(tidings: Tidings, database: Path) -> None:
+    status, out, _ = tidings("--json", "migrate")  # the fixture migrated already
     assert status == 0
-    assert json.loads(out) == {"applied": 0}  # the store migrates on open
-    assert tidings("migrate")[0] == 0
+    assert json.loads(out) == {"applied": 0, "migrations": []}
+    assert tidings("migrate") == (0, f"sqlite:///{database}: schema up to date, 0 migration(s)"
+                                     " applied\n", "")  # fmt: skip
 
 
 def test_enqueue_rejects_bad_lines_alone_and_exits_2(tidings: Tidings, tmp_path: Path) -> None:
@@ -101,17 +102,46 @@ def test_send_with_bad_fields_names_each(tidings: Tidings) -> None:
 
 
 def test_prefs_show_and_global_row(tidings: Tidings) -> None:
-    tidings("prefs", "set", "ana", "_global", "--channels", " Email ,IN_APP,email,pager")
+    status, out, err = tidings(
+        "prefs", "set", "ana", "_global", "--channels", " Email ,IN_APP,email,pager"
+    )
+    assert status == 0
+    assert out == "ana global: channels email,in_app,pager, min severity the policy default\n"
+    assert err == "warning: unknown channel name(s) kept but ignored: pager\n"
     tidings("prefs", "set", "ana", "digest", "--channels", "", "--min-severity", "watch")
     status, out, _ = tidings("--json", "prefs", "show", "ana")
     assert status == 0
     assert json.loads(out) == {
-        "_global": {"channels": ["email", "in_app", "pager"], "min_severity": "info"},
+        "_global": {"channels": ["email", "in_app", "pager"], "min_severity": None},
         "digest": {"channels": [], "min_severity": "watch"},
     }
-    assert (
-        tidings("prefs", "set", "ana", "x", "--channels", "email", "--min-severity", "loud")[0] == 2
+    status, out, _ = tidings("prefs", "show", "ana")
+    assert out.splitlines()[2:] == [
+        "_global  email,in_app,pager  (policy default)",
+        "digest   (silent)            watch",
+    ]
+    status, _, err = tidings(
+        "prefs", "set", "ana", "x", "--channels", "email", "--min-severity", "loud"
     )
+    assert (status, err) == (
+        2,
+        "rejected: min_severity: must be info, watch or critical, got 'loud'\n",
+    )
+
+
+def test_prefs_set_refuses_a_minimum_on_the_global_row(tidings: Tidings) -> None:
+    """The global row's minimum is never used (rule 1: the policy default applies), so it
+    is refused rather than stored and shown as if it mattered."""
+    status, out, err = tidings(
+        "prefs", "set", "ana", "_global", "--channels", "in_app", "--min-severity", "critical"
+    )
+    assert (status, out) == (2, "")
+    assert err == (
+        "rejected: the _global row's minimum severity is not used: a kind without its own row"
+        " takes the global row's channels and the policy's default_min_severity (rule 1); set a"
+        " minimum on a per-kind row instead\n"
+    )
+    assert json.loads(tidings("--json", "prefs", "show", "ana")[1]) == {}
 
 
 def test_explain_unknown_event(tidings: Tidings) -> None:
@@ -163,6 +193,58 @@ def test_recipients_set_checks_fields_and_never_prints_the_secret(tidings: Tidin
     assert status == 0
     assert json.loads(out)["webhook_secret_set"] is True
     assert "c2VjcmV0" not in out
+
+
+def test_recipients_set_changes_only_the_fields_given(tidings: Tidings) -> None:
+    def recipient(*argv: str) -> dict[str, object]:
+        status, out, err = tidings("--json", "recipients", "set", "ana", *argv)
+        assert status == 0, err
+        found: dict[str, object] = json.loads(out)
+        return found
+
+    assert recipient("--email", "ana@example.com")["webhook_url"] is None
+    webhook = ("--webhook-url", "https://u:pw@hooks.example.com/t?k=1", "--webhook-secret")
+    assert recipient(*webhook, "whsec_c2VjcmV0") == {
+        "user_id": "ana",
+        "email": "ana@example.com",  # kept
+        "webhook_url": "https://hooks.example.com/t",
+        "webhook_secret_set": True,
+    }
+    assert recipient("--webhook-url", "https://hooks.example.com/v2")["webhook_secret_set"]
+    assert recipient("--clear-email") == {
+        "user_id": "ana",
+        "email": None,
+        "webhook_url": "https://hooks.example.com/v2",
+        "webhook_secret_set": True,
+    }
+    status, out, _ = tidings(
+        "recipients", "set", "ana", "--clear-webhook", "--email", "a@b.example"
+    )
+    assert (status, out) == (0, "ana: email a@b.example, webhook -\n")
+
+
+def test_recipients_set_refuses_nothing_to_change_and_conflicting_flags(
+    tidings: Tidings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = tidings("recipients", "set", "ana")
+    assert (status, out) == (2, "")
+    assert err == (
+        "nothing to change: give --email, --webhook-url, --webhook-secret, --clear-email or"
+        " --clear-webhook\n"
+    )
+    status, _, err = tidings(
+        "recipients", "set", "ana", "--clear-webhook", "--webhook-url", "https://h.example/x"
+    )
+    assert (status, err) == (2, "give --clear-webhook or a new webhook, not both\n")
+    with pytest.raises(SystemExit) as exited:
+        tidings("recipients", "set", "ana", "--email", "a@b.example", "--clear-email")
+    assert exited.value.code == 2
+    assert "argument --clear-email: not allowed with argument --email" in capsys.readouterr().err
+    status, _, err = tidings("recipients", "set", "ana", "--webhook-url", "https://h.example/x")
+    assert (status, err) == (
+        2,
+        "rejected: webhook_secret: required with a webhook URL (whsec_...)\n",
+    )
 
 
 def test_deliveries_lists_and_retry_refuses_what_is_not_dead(tidings: Tidings) -> None:

@@ -39,7 +39,7 @@ def test_defaults_are_the_references() -> None:
     settings = load_settings({}, environ={})
     assert settings.database_url == "sqlite:///tidings.db"
     assert settings.dispatch.workers == 4
-    assert settings.dispatch.intake_size == 256
+    assert settings.dispatch.batch_size == 2000
     assert settings.policy.cooldown == timedelta(hours=24)
 
 
@@ -61,6 +61,10 @@ def test_unknown_keys_and_broken_files_are_refused(tmp_path: Path) -> None:
     config = tmp_path / "tidings.toml"
     config.write_text("wokers = 3\n")
     with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings({}, environ={}, config_file=config)
+    # The bound of the lease-claim intake, gone with it: named, not silently ignored.
+    config.write_text("intake_size = 256\n")
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\): intake_size"):
         load_settings({}, environ={}, config_file=config)
     config.write_text("workers = [\n")
     with pytest.raises(ConfigError, match="config file"):

@@ -1,28 +1,32 @@
-"""Deliveries through the dispatcher: retries on schedule, dead at the end, and senders
-that misbehave (raise, hang) counted as failed attempts instead of looping forever."""
+"""Deliveries through the dispatcher: retries on schedule, dead at the end, senders that
+misbehave (raise, hang) counted as failed attempts instead of looping forever, and work
+in hand bounded by the batch size."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from tidings.adapters.memory import MemoryStore
 from tidings.core import Channel, Event, Preference, Severity
 from tidings.core.ports import ChannelSender
-from tidings.core.records import ChannelOutcome, Delivered, DeliveryJob, DeliveryStatus
+from tidings.core.records import (
+    ChannelOutcome,
+    Delivered,
+    DeliveryJob,
+    DeliveryStatus,
+    RecordedEvent,
+)
 from tidings.runner.dispatcher import Dispatcher, DispatchOptions
 from tidings.runner.observers import Tally
 from tidings.runner.senders import default_senders
+from tidings.testing import FakeClock
 
 SCHEDULE = (timedelta(seconds=5), timedelta(seconds=10))
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class RaisingSender:
@@ -41,7 +45,7 @@ class HangingSender:
 
 
 def drain_until_dead(sender: ChannelSender) -> list[tuple[DeliveryStatus, int, str | None]]:
-    clock = Clock()
+    clock = FakeClock(START)
     store = MemoryStore(clock=clock)
     senders = {**default_senders(), Channel.EMAIL: sender}
     history = []
@@ -63,7 +67,7 @@ def drain_until_dead(sender: ChannelSender) -> list[tuple[DeliveryStatus, int, s
             await dispatcher.run(until_idle=True)
             [delivery] = await store.deliveries()
             history.append((delivery.status, delivery.attempts, delivery.last_error))
-            clock.now += timedelta(seconds=15)
+            clock.advance(timedelta(seconds=15))
 
     asyncio.run(scenario())
     return history
@@ -85,21 +89,22 @@ def test_a_hanging_sender_times_out_as_a_retryable_failure() -> None:
     assert history[0][2] == "no answer within 0.05s"
 
 
-class DepthWatcher(Tally):
-    """The run's tally, plus the largest number of events ever held at once."""
+class BatchWatcher(Tally):
+    """The run's tally, plus the largest batch of decisions ever held at once."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.deepest = 0
+        self.largest = 0
 
-    def depth(self, in_hand: int) -> None:
-        self.deepest = max(self.deepest, in_hand)
+    def decided(self, batch: Sequence[RecordedEvent], seconds: float) -> None:
+        super().decided(batch, seconds)
+        self.largest = max(self.largest, len(batch))
 
 
-def test_the_intake_never_holds_more_than_its_bound() -> None:
-    clock = Clock()
+def test_work_in_hand_never_exceeds_a_batch_per_lane() -> None:
+    clock = FakeClock(START)
     store = MemoryStore(clock=clock)
-    watcher = DepthWatcher()
+    watcher = BatchWatcher()
 
     async def scenario() -> None:
         await store.enqueue(
@@ -109,7 +114,7 @@ def test_the_intake_never_holds_more_than_its_bound() -> None:
                 for n in range(60)
             ]
         )  # fmt: skip
-        options = DispatchOptions(intake_size=5, batch_size=3, workers=2, poll_interval=0.01)
+        options = DispatchOptions(batch_size=3, workers=2, poll_interval=0.01)
         dispatcher = Dispatcher(
             store, default_senders(), worker_id="w", options=options, clock=clock,
             observers=[watcher],
@@ -118,7 +123,7 @@ def test_the_intake_never_holds_more_than_its_bound() -> None:
         assert summary.notified + sum(summary.skipped.values()) == 60
 
     asyncio.run(scenario())
-    assert 0 < watcher.deepest <= 5
+    assert watcher.largest == 3
     assert watcher.notified == 7
 
 
@@ -139,7 +144,7 @@ class InstantSender:
 
 
 def test_a_stalled_channel_never_holds_up_another() -> None:
-    clock = Clock()
+    clock = FakeClock(START)
     store = MemoryStore(clock=clock)
     email = StalledSender()
 

@@ -1,5 +1,5 @@
-"""Lanes of a store that decides as it claims: each lane claims on its own, so one
-lane's flood never holds back another lane's events."""
+"""Lanes: each lane claims and decides on its own, so one lane's flood never holds back
+another lane's events."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from tidings.adapters.memory import DecidingMemoryStore
+from tidings.adapters.memory import MemoryStore
 from tidings.core import Event, Severity
 from tidings.core.ports import DecideFn
 from tidings.core.records import DecidedClaim, RecordedEvent
@@ -20,7 +20,7 @@ from tidings.runner.senders import default_senders
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-class SlowClaims(DecidingMemoryStore):
+class SlowClaims(MemoryStore):
     """Every claim takes 5 ms, as a round trip to a database would."""
 
     async def decide_claimable(

@@ -25,7 +25,7 @@ from tidings.core.records import (
     Delivered,
     DeliveryJob,
     Notification,
-    Recipient,
+    RecipientChange,
 )
 from tidings.runner.config import ConfigError, load_settings
 from tidings.runner.senders import channel_senders
@@ -78,7 +78,7 @@ def send_email(environ: Mapping[str, str]) -> ChannelOutcome:
 
     async def run() -> ChannelOutcome:
         store = MemoryStore(clock=lambda: datetime.now(UTC))
-        await store.set_recipient(Recipient(user_id="u42", email=TO))
+        await store.update_recipient(RecipientChange(user_id="u42", email=TO))
         async with channel_senders(store, settings) as senders:
             return await senders[Channel.EMAIL].send(job())
 

@@ -238,6 +238,8 @@ def test_postgresql_keeps_every_good_line_of_a_file_with_a_bad_one(
     lines[1199] = event_bytes(event_id="hostile", title="\ud800")
     source = tmp_path / "events.jsonl"
     source.write_bytes(b"\n".join(lines) + b"\n")
+    assert main(["--database", postgres_url, "migrate"]) == 0
+    capsys.readouterr()
     status = main(["--database", postgres_url, "--json", "enqueue", str(source)])
     captured = capsys.readouterr()
     assert status == 2

@@ -123,6 +123,7 @@ def test_tidings_enqueue_stores_exactly_the_good_lines(
         config = Path(folder, "tidings.toml")
         config.write_text(f"max_line_bytes = {LIMIT}\n")
         database = Path(folder, "tidings.db")
+        assert main(["--database", f"sqlite:///{database}", "migrate"]) == 0
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             status = main(

@@ -14,7 +14,7 @@ import pytest
 
 from tidings.adapters.memory import MemoryStore
 from tidings.core import Event, Preference, Severity
-from tidings.core.records import Recipient
+from tidings.core.records import RecipientChange
 from tidings.runner.dispatcher import Dispatcher, DispatchOptions
 from tidings.runner.logs import BATCH_LINES, LogObserver, configure_logging
 from tidings.runner.senders import default_senders
@@ -49,8 +49,8 @@ def test_one_json_line_per_decision_and_per_attempt(captured: io.StringIO) -> No
         await store.set_preference(
             "ana", "overload", Preference(("in_app", "email"), Severity.INFO)
         )
-        await store.set_recipient(
-            Recipient(
+        await store.update_recipient(
+            RecipientChange(
                 user_id="ana",
                 email="ana@example.com",
                 webhook_url="https://hooks.example.com/secret-path",

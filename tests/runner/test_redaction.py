@@ -21,7 +21,7 @@ from tests.webhook_receiver import SECRET, Receiver
 from tidings.adapters.channels.addresses import AddressGuard, parse_allowed_networks
 from tidings.adapters.channels.webhook import WebhookSender
 from tidings.adapters.memory import MemoryStore
-from tidings.core.records import Delivered, DeliveryJob, Notification, Recipient
+from tidings.core.records import Delivered, DeliveryJob, Notification, RecipientChange
 from tidings.core.values import Channel, Severity
 from tidings.runner.logs import configure_logging
 from tidings.runner.output import for_terminal, to_json
@@ -119,7 +119,9 @@ def _send_webhook(url: str) -> object:
     guard = AddressGuard(parse_allowed_networks("127.0.0.0/8"))
 
     async def scenario() -> object:
-        await store.set_recipient(Recipient(user_id="u42", webhook_url=url, webhook_secret=SECRET))
+        await store.update_recipient(
+            RecipientChange(user_id="u42", webhook_url=url, webhook_secret=SECRET)
+        )
         sender = WebhookSender(store, guard, clock=lambda: datetime.now(UTC))
         try:
             return await sender.send(_webhook_job())

@@ -19,10 +19,11 @@ from tidings.adapters.channels.addresses import AddressGuard, parse_allowed_netw
 from tidings.adapters.channels.webhook import WebhookSender
 from tidings.adapters.memory import MemoryStore
 from tidings.core import Channel, Event, Preference, Severity, decide_with
-from tidings.core.records import DeliveryStatus, Recipient
+from tidings.core.records import DeliveryStatus, RecipientChange
 from tidings.runner.cli import main
 from tidings.runner.dispatcher import Dispatcher
 from tidings.runner.senders import default_senders
+from tidings.testing import FakeClock
 
 
 @pytest.fixture
@@ -47,6 +48,7 @@ def configure(
     monkeypatch.setenv("SMTP_TLS_MODE", "none")
     monkeypatch.setenv("SMTP_FROM_ADDRESS", "tidings@example.com")
     monkeypatch.setenv("TIDINGS_WEBHOOK_ALLOWED_NETWORKS", allowed)
+    assert cli(database, "migrate") == 0
     assert (
         cli(database, "prefs", "set", "ana", "overload", "--channels", "in_app,email,webhook") == 0
     )
@@ -126,23 +128,15 @@ def test_webhooks_to_loopback_are_refused_without_an_allow_list(
     assert receiver.received == []
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 def test_a_crash_between_send_and_settle_resends_with_the_same_id(receiver: Receiver) -> None:
-    clock = Clock()
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
     store = MemoryStore(clock=clock, lease=timedelta(seconds=10))
     guard = AddressGuard(parse_allowed_networks("127.0.0.0/8"))
 
     async def scenario() -> None:
         await store.set_preference("ana", "overload", Preference(("webhook",), Severity.INFO))
-        await store.set_recipient(
-            Recipient(user_id="ana", webhook_url=receiver.url("/ok"), webhook_secret=SECRET)
+        await store.update_recipient(
+            RecipientChange(user_id="ana", webhook_url=receiver.url("/ok"), webhook_secret=SECRET)
         )
         event = Event(
             event_id="e1", user_id="ana", kind="overload", severity=Severity.WATCH,
@@ -150,14 +144,13 @@ def test_a_crash_between_send_and_settle_resends_with_the_same_id(receiver: Rece
         )  # fmt: skip
         await store.enqueue([event])
         # The first runner records, sends, and dies before it can settle.
-        await store.claim_events("doomed", 10)
-        [recorded] = await store.record_decisions("doomed", [event], decide_with)
+        [recorded] = (await store.decide_claimable("doomed", 10, decide_with)).recorded
         [job] = recorded.jobs
         sender = WebhookSender(store, guard, clock=clock)
         await sender.send(job)
         await sender.aclose()
 
-        clock.now += timedelta(seconds=11)  # its lease runs out
+        clock.advance(timedelta(seconds=11))  # its delivery lease runs out
         senders = {**default_senders(), Channel.WEBHOOK: WebhookSender(store, guard, clock=clock)}
         await Dispatcher(store, senders, worker_id="heir", clock=clock).run(until_idle=True)
         [delivery] = await store.deliveries()

@@ -46,6 +46,7 @@ def test_a_running_process_serves_metrics_and_health_then_stops_on_sigterm(
             for n in range(9)
         )
     )  # fmt: skip
+    assert main(["--database", database, "migrate"]) == 0
     assert main(["--database", database, "enqueue", str(events)]) == 0
     port = free_port()
     process = subprocess.Popen(

@@ -24,6 +24,7 @@ from tidings.runner.cli import main
 from tidings.runner.dispatcher import Dispatcher, DispatchOptions
 from tidings.runner.senders import default_senders
 from tidings.runner.simulate import Replay, progress_line, replay
+from tidings.testing import FakeClock
 
 # Relative to the real clock, so the CLI's default --since 30d covers the history.
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=10)
@@ -60,14 +61,6 @@ HISTORY = [
 ]
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 def make_event(number: int, user: str, kind: str, severity: str) -> Event:
     return Event(
         event_id=f"e{number}",
@@ -88,7 +81,7 @@ def by_hour(history: Sequence[tuple[int, str, str, str]]) -> dict[int, list[Even
 
 def dispatch_history(path: Path) -> None:
     """Run the real dispatcher over HISTORY, one run per hour that has events."""
-    clock = Clock(START)
+    clock = FakeClock(START)
     store = SqliteStore(str(path), clock=clock)
 
     async def scenario() -> None:
@@ -96,7 +89,7 @@ def dispatch_history(path: Path) -> None:
         for (user, kind), preference in PREFERENCES.items():
             await store.set_preference(user, kind, preference)
         for hour, events in by_hour(HISTORY).items():
-            clock.now = START + timedelta(hours=hour)
+            clock.set(START + timedelta(hours=hour))
             await store.enqueue(events)
             dispatcher = Dispatcher(
                 store,
@@ -125,7 +118,7 @@ def replay_sqlite(
     progress: Callable[[int], None] | None = None,
 ) -> Replay:
     """Replay with the stored preferences, four events a page."""
-    store = SqliteStore(str(path), clock=Clock(START))
+    store = SqliteStore(str(path), clock=FakeClock(START))
 
     async def scenario() -> Replay:
         try:
@@ -232,7 +225,7 @@ def record_history(
     preferences: dict[tuple[str, str], Preference], history: Sequence[tuple[int, str, str, str]]
 ) -> MemoryStore:
     """Decide and record HISTORY-like events hour by hour, as the dispatcher does."""
-    clock = Clock(START)
+    clock = FakeClock(START)
     store = MemoryStore(clock=clock)
     decide = partial(decide_with, policy=Policy())
 
@@ -240,10 +233,9 @@ def record_history(
         for (user, kind), preference in preferences.items():
             await store.set_preference(user, kind, preference)
         for hour, events in by_hour(history).items():
-            clock.now = START + timedelta(hours=hour)
+            clock.set(START + timedelta(hours=hour))
             await store.enqueue(events)
-            await store.claim_events("w", len(events))
-            await store.record_decisions("w", events, decide)
+            await store.decide_claimable("w", len(events), decide)
 
     asyncio.run(scenario())
     return store

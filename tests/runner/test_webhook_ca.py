@@ -25,7 +25,7 @@ from tidings.core.records import (
     Delivered,
     DeliveryJob,
     Notification,
-    Recipient,
+    RecipientChange,
 )
 from tidings.runner.config import ConfigError, load_settings
 from tidings.runner.senders import _webhook_trust, channel_senders
@@ -83,7 +83,9 @@ def send_webhook(url: str, environ: Mapping[str, str]) -> ChannelOutcome:
 
     async def run() -> ChannelOutcome:
         store = MemoryStore(clock=lambda: datetime.now(UTC))
-        await store.set_recipient(Recipient(user_id="u42", webhook_url=url, webhook_secret=SECRET))
+        await store.update_recipient(
+            RecipientChange(user_id="u42", webhook_url=url, webhook_secret=SECRET)
+        )
         async with channel_senders(store, settings) as senders:
             return await senders[Channel.WEBHOOK].send(job())
 
