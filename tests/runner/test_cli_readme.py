@@ -66,10 +66,12 @@ def test_the_event_example_enqueues_as_it_is(
 
 
 def test_the_python_examples_run_as_they_are(in_empty_directory: Path) -> None:
-    decision, application, django, loop = (
+    decision, application, django, loop, host_test = (
         block for block in blocks("python") if "def verify" not in block
     )
     compile(django, "README.md", "exec")  # needs Django to run; its calls are in test_api.py
+    # The host's property test is tests/core/test_host_example.py, word for word.
+    assert host_test in (Path(__file__).parents[1] / "core" / "test_host_example.py").read_text()
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         for example in (decision, application, loop):
