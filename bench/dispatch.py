@@ -90,8 +90,8 @@ from tidings.adapters.sqlite import SqliteStore
 from tidings.adapters.sqlite.rows import time_text
 from tidings.core import GLOBAL_KIND, Channel, Event, Preference, Severity
 from tidings.runner.clock import system_clock
-from tidings.runner.dispatcher import Dispatcher, DispatchOptions
-from tidings.runner.senders import default_senders
+from tidings.runner.dispatch import Dispatcher, DispatchOptions
+from tidings.runner.dispatch.senders import default_senders
 
 TARGET_RATIO = 0.5
 """tidings must dispatch at least this fraction of the naive loop's events/s."""

@@ -22,8 +22,8 @@ from pathlib import Path
 from tidings.adapters.sqlite import SqliteStore
 from tidings.core import Event, Severity
 from tidings.runner.clock import system_clock
-from tidings.runner.dispatcher import Dispatcher
-from tidings.runner.senders import default_senders
+from tidings.runner.dispatch.dispatcher import Dispatcher
+from tidings.runner.dispatch.senders import default_senders
 
 CHUNK = 10_000
 KEYS = 5_000

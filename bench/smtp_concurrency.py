@@ -30,8 +30,8 @@ from tidings.adapters.sqlite import SqliteStore
 from tidings.core import Channel, Event, Preference, Severity
 from tidings.core.records import DeliveryJob, DeliveryStatus, Notification, RecipientChange
 from tidings.runner.clock import system_clock
-from tidings.runner.dispatcher import Dispatcher, DispatchOptions
-from tidings.runner.senders import default_senders
+from tidings.runner.dispatch import Dispatcher, DispatchOptions
+from tidings.runner.dispatch.senders import default_senders
 
 HOST = "127.0.0.1"
 

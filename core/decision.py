@@ -1,9 +1,9 @@
 """The decision: whether to notify a user about an event, and on which channels.
 
 A pure function of its arguments, so that applications can embed it, property-test
-it and replay history through it. The rules and their order are those of DESIGN.md;
-each outcome carries the values it compared, so a skip can be explained later
-without re-reading the database.
+it and replay history through it. The rules and their order are those of README.md,
+"The rules"; each outcome carries the values it compared, so a skip can be explained
+later without re-reading the database.
 """
 
 from __future__ import annotations

@@ -32,9 +32,9 @@ from tidings.core.records import (
 from tidings.runner import bootstrap
 from tidings.runner.clock import system_clock
 from tidings.runner.config import Settings
-from tidings.runner.dispatcher import Dispatcher
-from tidings.runner.observers import DispatchSummary
+from tidings.runner.dispatch import Dispatcher
 from tidings.runner.recipients import recipient_problems
+from tidings.runner.telemetry import DispatchSummary
 
 Clock = Callable[[], datetime]
 Field = str | None | Unchanged

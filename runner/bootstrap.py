@@ -1,7 +1,7 @@
 """The one composition root: settings in; a store, its schema check, senders and a
 dispatcher out.
 
-Both ways into tidings are built here, the ``tidings`` command (runner/cli.py) and the
+Both ways into tidings are built here, the ``tidings`` command (runner/cli/) and the
 Python API that applications call (runner/api.py), so a setting means the same in both
 and a store is opened, checked and wired one way.
 
@@ -27,12 +27,9 @@ import attrs
 from tidings.core.ports import Store
 from tidings.runner.clock import system_clock
 from tidings.runner.config import Settings, load_settings
-from tidings.runner.dispatcher import Dispatcher
-from tidings.runner.logs import LogObserver
-from tidings.runner.observers import DispatchObserver
-from tidings.runner.redaction import shown_database
-from tidings.runner.senders import channel_senders
+from tidings.runner.dispatch import Dispatcher, channel_senders
 from tidings.runner.stores import migrations_for, open_store, sqlite_path
+from tidings.runner.telemetry import DispatchObserver, LogObserver, shown_database
 
 
 @attrs.frozen

@@ -36,6 +36,12 @@ def for_terminal(text: str) -> str:
     return _UNSAFE.sub(_escape, text)
 
 
+def emit(as_json: bool, human: str, data: object) -> None:
+    """A command's result on stdout: ``data`` as one JSON document for scripts, else
+    ``human`` for a terminal, with stored text made safe to print."""
+    print(to_json(data) if as_json else for_terminal(human))
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Columns padded to their widest cell; empty cells show as '-'."""
     cells = [[_cell(value) for value in row] for row in rows]

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from tidings.adapters.channels.email_address import address_problem
 from tidings.core.contacts import webhook_signing_key
 from tidings.core.records import Recipient
-from tidings.runner.redaction import shown_url
+from tidings.runner.telemetry import shown_url
 
 _SHOWN_LENGTH = 80
 """Longer values are cut in error messages: the field and the reason are what matter."""

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from tidings.adapters.migrations import Migration, load_migrations
 from tidings.core.ports import Store
 from tidings.runner.config import ConfigError
-from tidings.runner.redaction import scheme_of
+from tidings.runner.telemetry import scheme_of
 
 _POSTGRES = ("postgresql://", "postgres://")
 _SQLITE = "sqlite:///"

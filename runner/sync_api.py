@@ -24,7 +24,7 @@ from tidings.core.records import UNCHANGED, Notification, Recipient
 from tidings.runner.api import AsyncTidings, Clock, Field
 from tidings.runner.clock import system_clock
 from tidings.runner.config import Settings
-from tidings.runner.observers import DispatchSummary
+from tidings.runner.telemetry import DispatchSummary
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")

@@ -59,8 +59,8 @@ if TYPE_CHECKING:
         InvalidRecipientError,
     )
     from tidings.runner.bootstrap import SchemaNotReady
-    from tidings.runner.observers import DispatchSummary
     from tidings.runner.sync_api import Tidings
+    from tidings.runner.telemetry.observers import DispatchSummary
 
 __version__ = "0.1.0"
 
@@ -70,7 +70,7 @@ _APPLICATION_API = {
     "InvalidPreferenceError": "tidings.runner.api",
     "InvalidRecipientError": "tidings.runner.api",
     "SchemaNotReady": "tidings.runner.bootstrap",
-    "DispatchSummary": "tidings.runner.observers",
+    "DispatchSummary": "tidings.runner.telemetry.observers",
     "Tidings": "tidings.runner.sync_api",
 }
 

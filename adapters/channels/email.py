@@ -41,7 +41,7 @@ class EmailSender:
     """Sends a delivery as one email to the recipient's address, over a new connection.
 
     ``tls_context`` replaces the system trust store: the runner builds it from
-    ``SmtpConfig.ca_file`` (see ``runner/senders.py``), tests pass a private CA's.
+    ``SmtpConfig.ca_file`` (see ``runner/dispatch/senders.py``), tests pass a private CA's.
     """
 
     def __init__(

@@ -144,7 +144,7 @@ class WebhookSender:
     the checked address) and keeps no idle connections (a TLS connection verified for
     one name must not carry a request for another name on the same address), and it
     verifies certificates with ``tls_context`` when given (the runner's, which adds a
-    private CA to the default ones: see ``runner/senders.py``). A supplied client
+    private CA to the default ones: see ``runner/dispatch/senders.py``). A supplied client
     should be configured the same way, trust included.
     """
 

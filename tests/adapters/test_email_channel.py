@@ -49,7 +49,7 @@ from tidings.core.records import (
     Notification,
     RecipientChange,
 )
-from tidings.runner.dispatcher import Dispatcher, DispatchOptions
+from tidings.runner.dispatch import Dispatcher, DispatchOptions
 from tidings.testing import FakeClock
 
 USER = "u42"

@@ -1,4 +1,4 @@
-"""Properties of ``core.decide``: every rule of DESIGN.md "The decision", and their order.
+"""Properties of ``core.decide``: every rule of README.md "The rules", and their order.
 
 The central property compares ``decide`` with a small reference model written straight
 from the design (instants in UTC, severities by their position in ``Severity``); the
@@ -111,7 +111,7 @@ def model(
     now: datetime,
     policy: Policy,
 ) -> Plan | Skip:
-    """The rules as DESIGN.md states them, computed on UTC instants."""
+    """The rules as README.md states them, computed on UTC instants."""
     if kind_preference is not None:
         channels, ignored = split_names(kind_preference.channels)
         minimum, source = kind_preference.min_severity, PreferenceSource.KIND

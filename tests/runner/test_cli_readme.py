@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tidings.runner.cli import main
-from tidings.runner.parser import build_parser
+from tidings.runner.cli.parser import build_parser
 
 README = Path(__file__).parents[2] / "README.md"
 

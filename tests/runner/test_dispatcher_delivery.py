@@ -18,9 +18,9 @@ from tidings.core.records import (
     DeliveryStatus,
     RecordedEvent,
 )
-from tidings.runner.dispatcher import Dispatcher, DispatchOptions
-from tidings.runner.observers import Tally
-from tidings.runner.senders import default_senders
+from tidings.runner.dispatch import Dispatcher, DispatchOptions
+from tidings.runner.dispatch.senders import default_senders
+from tidings.runner.telemetry.observers import Tally
 from tidings.testing import FakeClock
 
 SCHEDULE = (timedelta(seconds=5), timedelta(seconds=10))

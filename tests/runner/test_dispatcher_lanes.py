@@ -13,9 +13,9 @@ from tidings.adapters.memory import MemoryStore
 from tidings.core import Event, Severity
 from tidings.core.ports import DecideFn
 from tidings.core.records import DecidedClaim, RecordedEvent
-from tidings.runner.dispatcher import Dispatcher, DispatchOptions
-from tidings.runner.observers import Tally
-from tidings.runner.senders import default_senders
+from tidings.runner.dispatch import Dispatcher, DispatchOptions
+from tidings.runner.dispatch.senders import default_senders
+from tidings.runner.telemetry.observers import Tally
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

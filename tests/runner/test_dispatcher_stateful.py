@@ -22,8 +22,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from tidings.adapters.memory import MemoryStore
 from tidings.core import GLOBAL_KIND, Event, Preference, Severity, Skip
 from tidings.core.records import EventStatus
-from tidings.runner.dispatcher import Dispatcher, DispatchOptions
-from tidings.runner.senders import default_senders
+from tidings.runner.dispatch import Dispatcher, DispatchOptions
+from tidings.runner.dispatch.senders import default_senders
 from tidings.testing import FakeClock
 
 USERS = ("u1", "u2")

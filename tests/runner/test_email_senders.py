@@ -28,7 +28,7 @@ from tidings.core.records import (
     RecipientChange,
 )
 from tidings.runner.config import ConfigError, load_settings
-from tidings.runner.senders import channel_senders
+from tidings.runner.dispatch.senders import channel_senders
 
 TO = "u42@example.test"
 FROM = "alerts@tidings.example"

@@ -20,7 +20,7 @@ import pytest
 
 from tests.runner.harness import Tidings, event_bytes
 from tidings.runner.cli import main
-from tidings.runner.intake import DEFAULT_MAX_LINE_BYTES
+from tidings.runner.config import DEFAULT_MAX_LINE_BYTES
 
 Enqueue = Callable[[bytes], tuple[int, str]]
 SURROGATE = "must not contain lone surrogates (U+D800 to U+DFFF, not Unicode text)"

@@ -25,13 +25,13 @@ from tests.core.test_validation import valid_events
 from tests.runner.harness import event_bytes
 from tidings.core import Event
 from tidings.runner.cli import main
-from tidings.runner.intake import (
-    DEFAULT_MAX_LINE_BYTES,
+from tidings.runner.cli.event_lines import (
     OversizeLine,
     RejectedLine,
     read_event_lines,
     read_lines,
 )
+from tidings.runner.config import DEFAULT_MAX_LINE_BYTES
 
 LIMIT = 4096
 

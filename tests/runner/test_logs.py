@@ -15,9 +15,9 @@ import pytest
 from tidings.adapters.memory import MemoryStore
 from tidings.core import Event, Preference, Severity
 from tidings.core.records import RecipientChange
-from tidings.runner.dispatcher import Dispatcher, DispatchOptions
-from tidings.runner.logs import BATCH_LINES, LogObserver, configure_logging
-from tidings.runner.senders import default_senders
+from tidings.runner.dispatch import Dispatcher, DispatchOptions
+from tidings.runner.dispatch.senders import default_senders
+from tidings.runner.telemetry.logs import BATCH_LINES, LogObserver, configure_logging
 
 SECRET = "whsec_bG9ncy1tdXN0LW5ldmVyLXNob3ctdGhpcw=="
 

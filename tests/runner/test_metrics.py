@@ -16,10 +16,10 @@ from tidings.adapters.memory import MemoryStore
 from tidings.adapters.postgres import PostgresStore
 from tidings.core import Event, Preference, Severity
 from tidings.core.ports import PendingWork
-from tidings.runner.dispatcher import Dispatcher, DispatchOptions
-from tidings.runner.health import LOOPBACK, serve_health
-from tidings.runner.metrics import MetricsObserver
-from tidings.runner.senders import default_senders
+from tidings.runner.dispatch import Dispatcher, DispatchOptions
+from tidings.runner.dispatch.senders import default_senders
+from tidings.runner.telemetry.health import LOOPBACK, serve_health
+from tidings.runner.telemetry.metrics import MetricsObserver
 from tidings.testing import FakeClock
 
 Series = tuple[str, tuple[tuple[str, str], ...]]

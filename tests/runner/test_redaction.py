@@ -23,9 +23,9 @@ from tidings.adapters.channels.webhook import WebhookSender
 from tidings.adapters.memory import MemoryStore
 from tidings.core.records import Delivered, DeliveryJob, Notification, RecipientChange
 from tidings.core.values import Channel, Severity
-from tidings.runner.logs import configure_logging
 from tidings.runner.output import for_terminal, to_json
-from tidings.runner.redaction import scheme_of, scrub_urls, shown_database, shown_url
+from tidings.runner.telemetry.logs import configure_logging
+from tidings.runner.telemetry.redaction import scheme_of, scrub_urls, shown_database, shown_url
 
 
 @pytest.fixture

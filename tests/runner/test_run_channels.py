@@ -21,8 +21,8 @@ from tidings.adapters.memory import MemoryStore
 from tidings.core import Channel, Event, Preference, Severity, decide_with
 from tidings.core.records import DeliveryStatus, RecipientChange
 from tidings.runner.cli import main
-from tidings.runner.dispatcher import Dispatcher
-from tidings.runner.senders import default_senders
+from tidings.runner.dispatch.dispatcher import Dispatcher
+from tidings.runner.dispatch.senders import default_senders
 from tidings.testing import FakeClock
 
 

@@ -21,9 +21,9 @@ from tidings.adapters.sqlite import SqliteStore
 from tidings.core import GLOBAL_KIND, Event, Policy, Preference, Severity, decide_with
 from tidings.core.ports import History
 from tidings.runner.cli import main
-from tidings.runner.dispatcher import Dispatcher, DispatchOptions
-from tidings.runner.senders import default_senders
-from tidings.runner.simulate import Replay, progress_line, replay
+from tidings.runner.dispatch import Dispatcher, DispatchOptions
+from tidings.runner.dispatch.senders import default_senders
+from tidings.runner.replay import Replay, progress_line, replay
 from tidings.testing import FakeClock
 
 # Relative to the real clock, so the CLI's default --since 30d covers the history.

@@ -28,7 +28,7 @@ from tidings.core.records import (
     RecipientChange,
 )
 from tidings.runner.config import ConfigError, load_settings
-from tidings.runner.senders import _webhook_trust, channel_senders
+from tidings.runner.dispatch.senders import _webhook_trust, channel_senders
 
 LOOPBACK = {"TIDINGS_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
 

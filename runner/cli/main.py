@@ -21,14 +21,14 @@ from collections.abc import Sequence
 from tidings.core.ports import StoreUnavailable
 from tidings.runner import bootstrap
 from tidings.runner.api import AsyncTidings
+from tidings.runner.cli.parser import Command, build_parser
 from tidings.runner.config import ConfigError, Settings
-from tidings.runner.logs import configure_logging
-from tidings.runner.parser import Command, build_parser
+from tidings.runner.telemetry import configure_logging
 
 
 async def _main(args: argparse.Namespace, settings: Settings) -> int:
     if args.handler is None:
-        from tidings.runner.demo import demo  # loaded only for the tour
+        from tidings.runner.cli.demo import demo  # loaded only for the tour
 
         return await demo(settings)
     tidings = AsyncTidings(bootstrap.open_runtime(settings))
@@ -80,7 +80,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, sqlite3.Error, StoreUnavailable) as error:
         print(f"tidings: {error}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

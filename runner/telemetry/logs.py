@@ -24,7 +24,7 @@ from typing import TextIO
 from tidings.core import Skip
 from tidings.core.records import ChannelOutcome, DeliveryJob, RecordedEvent, settled_note
 from tidings.core.validation import InvalidEvent
-from tidings.runner.redaction import scrub_urls
+from tidings.runner.telemetry.redaction import scrub_urls
 
 _FIELDS = (
     "event_id", "user_id", "kind", "outcome", "reason", "channel", "delivery_id",

@@ -18,11 +18,9 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import TypeVar
-
-import attrs
 
 from tidings.core import Policy, decide_with
 from tidings.core.ports import ChannelSender, DispatchStore, StoreUnavailable
@@ -33,33 +31,14 @@ from tidings.core.records import (
     RecordedEvent,
     settled_status,
 )
-from tidings.core.retry import DEFAULT_RETRY_SCHEDULE, next_attempt_at
+from tidings.core.retry import next_attempt_at
 from tidings.core.values import Channel
-from tidings.runner.observers import DispatchObserver, DispatchSummary, Observers, Tally
+from tidings.runner.config import DispatchOptions
+from tidings.runner.telemetry.observers import DispatchObserver, DispatchSummary, Observers, Tally
 
 log = logging.getLogger("tidings.dispatch")
 
 _T = TypeVar("_T")
-
-
-@attrs.frozen(kw_only=True)
-class DispatchOptions:
-    """How hard to work. Defaults are the README's ("How it runs").
-
-    ``workers`` is how many lanes to run, at most what the store allows;
-    ``batch_size`` is the events one transaction decides, and what each lane holds in
-    memory at most. A batch shares one commit and one read of its keys' inputs, so a
-    PostgreSQL runner and its server do less work per event the larger it is: on the
-    bench, a third less at 1000 than at 256, and a tenth less again at 2000.
-    """
-
-    workers: int = 4
-    batch_size: int = 2000
-    poll_interval: float = 0.5
-    sends_per_channel: int = 32
-    renew_interval: float = 10.0
-    send_timeout: float = 60.0
-    retry_schedule: tuple[timedelta, ...] = DEFAULT_RETRY_SCHEDULE
 
 
 class _LaneRound:
@@ -94,7 +73,7 @@ class Dispatcher:
         *,
         worker_id: str,
         policy: Policy = Policy(),  # noqa: B008 - frozen value
-        options: DispatchOptions = DispatchOptions(),
+        options: DispatchOptions = DispatchOptions(),  # noqa: B008 - frozen value
         clock: Callable[[], datetime],
         jitter: Callable[[], float] = random.random,
         observers: Sequence[DispatchObserver] = (),

@@ -9,9 +9,14 @@ from pathlib import Path
 from tidings import __version__
 from tidings.core import GLOBAL_KIND
 from tidings.core.records import DeliveryStatus
-from tidings.runner import commands
 from tidings.runner.api import AsyncTidings
-from tidings.runner.dryrun import explain_command
+from tidings.runner.cli import (
+    intake_commands,
+    operations_commands,
+    people_commands,
+    run_command,
+)
+from tidings.runner.cli.explain import explain_command
 
 Command = Callable[[argparse.Namespace, AsyncTidings], Awaitable[int]]
 AddCommand = Callable[[str, Command, str], argparse.ArgumentParser]
@@ -90,12 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _intake_commands(command: AddCommand) -> None:
-    migrate = command("migrate", commands.migrate, "create or upgrade the database schema")
+    migrate = command("migrate", intake_commands.migrate, "create or upgrade the database schema")
     migrate.set_defaults(changes_schema=True)
-    enqueue = command("enqueue", commands.enqueue, "add events from JSON lines to the intake")
+    enqueue = command(
+        "enqueue", intake_commands.enqueue, "add events from JSON lines to the intake"
+    )
     enqueue.add_argument("file", metavar="FILE|-", help="a JSON-lines file, or - for stdin")
 
-    send = command("send", commands.send, "add one event to the intake")
+    send = command("send", intake_commands.send, "add one event to the intake")
     send.add_argument("--user", required=True)
     send.add_argument("--kind", required=True)
     send.add_argument("--severity", required=True, help="info, watch or critical")
@@ -104,7 +111,7 @@ def _intake_commands(command: AddCommand) -> None:
     send.add_argument("--payload", help="a JSON object")
     send.add_argument("--event-id", help="your id for deduplication (default: a new one)")
 
-    run = command("run", commands.run, "dispatch events from the intake")
+    run = command("run", run_command.run, "dispatch events from the intake")
     run.add_argument("--workers", type=_AT_LEAST_ONE, help="parallel workers (default 4)")
     run.add_argument(
         "--until-idle",
@@ -129,7 +136,7 @@ def _user_commands(
     prefs_set = prefs_sub.add_parser(
         "set", parents=[common], help=f"set one kind's preference ({GLOBAL_KIND}: global)"
     )
-    prefs_set.set_defaults(handler=commands.prefs_set)
+    prefs_set.set_defaults(handler=people_commands.prefs_set)
     prefs_set.add_argument("user")
     prefs_set.add_argument("kind")
     prefs_set.add_argument(
@@ -141,15 +148,15 @@ def _user_commands(
         " the policy default",
     )
     prefs_show = prefs_sub.add_parser("show", parents=[common], help="list a user's preferences")
-    prefs_show.set_defaults(handler=commands.prefs_show)
+    prefs_show.set_defaults(handler=people_commands.prefs_show)
     prefs_show.add_argument("user")
 
-    inbox = command("inbox", commands.inbox, "a user's in-app notifications, newest first")
+    inbox = command("inbox", people_commands.inbox, "a user's in-app notifications, newest first")
     inbox.add_argument("user")
     inbox.add_argument("--unread", action="store_true")
     inbox.add_argument("--limit", type=_AT_LEAST_ONE, default=20)
 
-    read = command("read", commands.read, "mark one or all of a user's notifications read")
+    read = command("read", people_commands.read, "mark one or all of a user's notifications read")
     read.add_argument("user")
     read.add_argument("id", nargs="?")
     read.add_argument("--all", action="store_true")
@@ -161,7 +168,7 @@ def _user_commands(
         parents=[common],
         help="change a user's email address or webhook endpoint; what is not given stays",
     )
-    recipients_set.set_defaults(handler=commands.recipients_set)
+    recipients_set.set_defaults(handler=people_commands.recipients_set)
     recipients_set.add_argument("user")
     email = recipients_set.add_mutually_exclusive_group()
     email.add_argument("--email")
@@ -174,11 +181,15 @@ def _user_commands(
 
 
 def _delivery_commands(command: AddCommand) -> None:
-    deliveries = command("deliveries", commands.deliveries, "list deliveries, newest first")
+    deliveries = command(
+        "deliveries", operations_commands.deliveries, "list deliveries, newest first"
+    )
     deliveries.add_argument("--status", choices=[status.value for status in DeliveryStatus])
     deliveries.add_argument("--limit", type=_AT_LEAST_ONE, default=50)
 
-    retry = command("retry", commands.retry, "send a dead delivery again, with the same id")
+    retry = command(
+        "retry", operations_commands.retry, "send a dead delivery again, with the same id"
+    )
     retry.add_argument("delivery_id")
 
     explain = command(
@@ -193,7 +204,7 @@ def _delivery_commands(command: AddCommand) -> None:
 def _operations_commands(command: AddCommand) -> None:
     simulate = command(
         "simulate",
-        commands.simulate,
+        operations_commands.simulate,
         "replay recorded events under other preferences or policy: what would have been sent",
     )
     simulate.add_argument(

@@ -20,11 +20,6 @@ from returns.result import Failure, Result, Success
 from tidings.core import Event, parse_event
 from tidings.core.validation import MAX_PAYLOAD_DEPTH, strict_json
 
-DEFAULT_MAX_LINE_BYTES = 1024 * 1024
-"""Comfortably above the largest valid event as JSON escapes it: a 64 KiB body of
-control characters takes six times that (``\\u0001``), a 64 KiB payload at most three
-(``\\u00e9`` for the two bytes of "é"): under 600 KiB."""
-
 MAX_LINE_DEPTH = MAX_PAYLOAD_DEPTH + 1
 """The event object around the deepest payload ``parse_event`` accepts."""
 
