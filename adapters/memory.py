@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence, Set
 from datetime import datetime, timedelta
 
 import attrs
@@ -48,7 +48,7 @@ from tidings.core.records import (
     settled_status,
 )
 from tidings.core.validation import InvalidEvent, event_fields, is_valid
-from tidings.core.values import stored_preference
+from tidings.core.values import Channel, stored_preference
 
 _DUE_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 
@@ -121,11 +121,25 @@ class MemoryStore:
         )
         return Backlog(events=events, due_deliveries=due)
 
-    async def renew_claims(self, worker_id: str) -> None:
+    async def renew_claims(
+        self, worker_id: str, keep: Collection[str], *, release: Collection[str] = ()
+    ) -> Set[str]:
         until = self._clock() + self._lease
-        for delivery_id, delivery in self._deliveries.items():
-            if delivery.claimed_by == worker_id:
-                self._deliveries[delivery_id] = attrs.evolve(delivery, lease_until=until)
+        for delivery_id in release:
+            if self._held_by(worker_id, delivery_id):
+                self._deliveries[delivery_id] = attrs.evolve(
+                    self._deliveries[delivery_id], claimed_by=None, lease_until=None
+                )
+        kept = {delivery_id for delivery_id in keep if self._held_by(worker_id, delivery_id)}
+        for delivery_id in kept:
+            self._deliveries[delivery_id] = attrs.evolve(
+                self._deliveries[delivery_id], lease_until=until
+            )
+        return kept
+
+    def _held_by(self, worker_id: str, delivery_id: str) -> bool:
+        row = self._deliveries.get(delivery_id)
+        return row is not None and row.claimed_by == worker_id and row.status in _DUE_STATUSES
 
     async def wait_for_events(self, at_most: float) -> None:
         await asyncio.sleep(at_most)
@@ -133,7 +147,14 @@ class MemoryStore:
     # -- decisions -----------------------------------------------------------------
 
     async def decide_claimable(
-        self, worker_id: str, limit: int, decide: DecideFn, *, lane: int = 0, lanes: int = 1
+        self,
+        worker_id: str,
+        limit: int,
+        decide: DecideFn,
+        *,
+        lane: int = 0,
+        lanes: int = 1,
+        take: Mapping[Channel, int] | None = None,
     ) -> DecidedClaim:
         if not 0 <= lane < lanes <= self.max_lanes:
             raise ValueError(f"lane {lane} of {lanes} (at most {self.max_lanes} lanes)")
@@ -158,7 +179,7 @@ class MemoryStore:
                 case Failure(error):
                     rejected.append((row.event.event_id, error))
         now = self._clock()
-        recorder = self._recorder(worker_id, decide, now, valid)
+        recorder = self._recorder(worker_id, decide, now, valid, take)
         recorded = recorder.record_each(valid)
         # Nothing is written until every decision is made: a decision that raises
         # leaves the store as it was.
@@ -171,7 +192,12 @@ class MemoryStore:
         return DecidedClaim(recorded=tuple(recorded), rejected=tuple(rejected))
 
     def _recorder(
-        self, worker_id: str, decide: DecideFn, now: datetime, events: Sequence[Event]
+        self,
+        worker_id: str,
+        decide: DecideFn,
+        now: datetime,
+        events: Sequence[Event],
+        take: Mapping[Channel, int] | None,
     ) -> BatchRecorder:
         """A recorder loaded with the inputs of ``events``' keys, as a SQL store loads them."""
         keys = {(event.user_id, event.kind) for event in events}
@@ -182,6 +208,7 @@ class MemoryStore:
             lease=self._lease,
             preferences=self._preferences,
             last_sent={key: self._last_sent[key] for key in keys if key in self._last_sent},
+            take=take,
         )
 
     def _write(self, recorder: BatchRecorder) -> None:
@@ -228,21 +255,27 @@ class MemoryStore:
             notification=self._notifications[delivery.notification_id],
         )
 
-    async def claim_due_deliveries(self, worker_id: str, limit: int) -> Sequence[DeliveryJob]:
+    async def claim_due_deliveries(
+        self, worker_id: str, limit: int, *, channel: Channel | None = None
+    ) -> Sequence[DeliveryJob]:
         now = self._clock()
-        jobs: list[DeliveryJob] = []
-        for delivery_id, row in self._deliveries.items():
-            if len(jobs) >= limit:
-                break
-            due = row.next_attempt_at is not None and row.next_attempt_at <= now
-            if (
-                row.status in _DUE_STATUSES
-                and due
+        due = sorted(
+            (
+                row
+                for row in self._deliveries.values()
+                if row.status in _DUE_STATUSES
+                and row.next_attempt_at is not None
+                and row.next_attempt_at <= now
                 and _claimable(row.claimed_by, row.lease_until, now)
-            ):
-                claimed = attrs.evolve(row, claimed_by=worker_id, lease_until=now + self._lease)
-                self._deliveries[delivery_id] = claimed
-                jobs.append(self._job(claimed))
+                and channel in (None, row.channel)
+            ),
+            key=lambda row: row.next_attempt_at or now,
+        )
+        jobs: list[DeliveryJob] = []
+        for row in due[:limit]:
+            claimed = attrs.evolve(row, claimed_by=worker_id, lease_until=now + self._lease)
+            self._deliveries[row.id] = claimed
+            jobs.append(self._job(claimed))
         return jobs
 
     async def settle_delivery(

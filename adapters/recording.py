@@ -108,8 +108,11 @@ class BatchRecorder:
     """Decides events in order against loaded inputs and collects the rows to write.
 
     In-app delivery is the notification row itself, so it is recorded delivered at
-    once; every other planned channel becomes a pending delivery already claimed by
-    the recording worker, returned as a job to send now.
+    once; every other planned channel becomes a pending delivery, due now. The
+    recording worker claims it and gets it back as a job to send now, while it has
+    room on that channel (``take``: how many more of each channel it may hold; None,
+    no limit); beyond that it stays unclaimed in the outbox, for whichever worker has
+    room first (``core.ports.DispatchStore.claim_due_deliveries``).
     """
 
     def __init__(
@@ -121,6 +124,7 @@ class BatchRecorder:
         lease: timedelta,
         preferences: Mapping[Key, Preference],
         last_sent: dict[Key, datetime],
+        take: Mapping[Channel, int] | None = None,
     ) -> None:
         self._worker_id = worker_id
         self._decide = decide
@@ -128,6 +132,7 @@ class BatchRecorder:
         self._lease_until = now + lease
         self._preferences = preferences
         self._last_sent = last_sent
+        self._room = None if take is None else dict(take)
         self.notifications: list[Notification] = []
         self.deliveries: list[DeliveryRow] = []
         self.events: list[DecidedEventRow] = []
@@ -183,6 +188,7 @@ class BatchRecorder:
 
     def _delivery(self, notification: Notification, channel: Channel) -> DeliveryJob | None:
         in_app = channel is Channel.IN_APP
+        claimed = not in_app and self._takes(channel)
         row = DeliveryRow(
             id=uuid.uuid4().hex,
             notification_id=notification.id,
@@ -191,15 +197,25 @@ class BatchRecorder:
             attempts=1 if in_app else 0,
             next_attempt_at=None if in_app else self._now,
             delivered_at=self._now if in_app else None,
-            claimed_by=None if in_app else self._worker_id,
-            lease_until=None if in_app else self._lease_until,
+            claimed_by=self._worker_id if claimed else None,
+            lease_until=self._lease_until if claimed else None,
         )
         self.deliveries.append(row)
-        if in_app:
+        if not claimed:
             return None
         return DeliveryJob(
             delivery_id=row.id, channel=channel, attempts=0, notification=notification
         )
+
+    def _takes(self, channel: Channel) -> bool:
+        """Whether the worker claims this delivery (and has room for one less after)."""
+        if self._room is None:
+            return True
+        left = self._room.get(channel, 0)
+        if left <= 0:
+            return False
+        self._room[channel] = left - 1
+        return True
 
     def _decided(
         self, event: Event, status: EventStatus, outcome: Plan | Skip, notification_id: str | None

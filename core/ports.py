@@ -11,7 +11,7 @@ do not inherit from them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence, Set
 from datetime import datetime
 from typing import Protocol
 
@@ -31,7 +31,7 @@ from tidings.core.records import (
     Recipient,
     RecipientChange,
 )
-from tidings.core.values import Event, Preference
+from tidings.core.values import Channel, Event, Preference
 
 
 class StoreUnavailable(Exception):
@@ -74,18 +74,32 @@ class DispatchStore(PendingWork, Protocol):
         ...
 
     async def decide_claimable(
-        self, worker_id: str, limit: int, decide: DecideFn, *, lane: int = 0, lanes: int = 1
+        self,
+        worker_id: str,
+        limit: int,
+        decide: DecideFn,
+        *,
+        lane: int = 0,
+        lanes: int = 1,
+        take: Mapping[Channel, int] | None = None,
     ) -> DecidedClaim:
         """In one transaction: take up to ``limit`` pending events, oldest first, among
         those whose (user, kind) falls in ``lane`` of ``lanes`` (a fixed split of keys,
         ``lanes`` at most ``max_lanes``); reject the invalid ones with every reason; for
         each valid one, in order, load its inputs, decide, and record the notification,
         its deliveries and the event's status. Deliveries that need sending come back
-        claimed by ``worker_id``. A failure records nothing: the events stay pending."""
+        claimed by ``worker_id``: all of them, or with ``take`` the first ``take[channel]``
+        of each channel (none of a channel it leaves out). The others are recorded
+        pending and unclaimed, due now, for any worker's ``claim_due_deliveries``: a
+        runner holds no more than it can send soon. A failure records nothing: the
+        events stay pending."""
         ...
 
-    async def claim_due_deliveries(self, worker_id: str, limit: int) -> Sequence[DeliveryJob]:
-        """Claim up to ``limit`` deliveries due now whose claim (if any) expired."""
+    async def claim_due_deliveries(
+        self, worker_id: str, limit: int, *, channel: Channel | None = None
+    ) -> Sequence[DeliveryJob]:
+        """Claim up to ``limit`` deliveries due now (of ``channel`` only, when given),
+        oldest first, whose claim (if any) expired or was handed back."""
         ...
 
     async def settle_delivery(
@@ -100,9 +114,16 @@ class DispatchStore(PendingWork, Protocol):
         Returns False, changing nothing, when the claim was lost."""
         ...
 
-    async def renew_claims(self, worker_id: str) -> None:
-        """Extend the leases of the deliveries ``worker_id`` holds, so a live worker
-        keeps its sends while a dead one's expire and are taken over."""
+    async def renew_claims(
+        self, worker_id: str, keep: Collection[str], *, release: Collection[str] = ()
+    ) -> Set[str]:
+        """In one transaction: extend the leases of the deliveries in ``keep`` that are
+        still claimed by ``worker_id`` (unsettled and not taken over, even if their lease
+        ran out meanwhile), and hand back those in ``release`` that it holds: unclaimed,
+        due now, status and attempts unchanged, so any worker may take them at once.
+        Returns the ids of ``keep`` still held: a live worker keeps its sends while a
+        dead one's expire and are taken over, and a worker learns which claims it lost.
+        A claim left out of ``keep`` is not renewed: it expires."""
         ...
 
     async def wait_for_events(self, at_most: float) -> None:

@@ -52,7 +52,9 @@ def settings_for(
 
 def open_runtime(settings: Settings, *, clock: Callable[[], datetime] = system_clock) -> Runtime:
     """The store the settings name, not yet connected (the first call connects)."""
-    store = open_store(settings.database_url, clock=clock, lease=settings.lease)
+    store = open_store(
+        settings.database_url, clock=clock, lease=settings.lease, pool_size=settings.pool_size
+    )
     return Runtime(settings, store, clock)
 
 

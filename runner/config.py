@@ -43,15 +43,32 @@ class DispatchOptions:
     memory at most. A batch shares one commit and one read of its keys' inputs, so a
     PostgreSQL runner and its server do less work per event the larger it is: on the
     bench, a third less at 1000 than at 256, and a tenth less again at 2000.
+
+    ``deliveries_in_hand`` is how many deliveries of each channel the runner holds
+    claimed at most (sending or waiting for one of the ``sends_per_channel`` slots; by
+    default two rounds of sends); the rest wait unclaimed in the outbox for whichever
+    runner has room. ``lease`` is how long the store's delivery claims last (the same
+    setting the store is opened with): claims are renewed every third of it, and a send
+    starts only on a claim renewed within the last half of it. ``shutdown_grace`` is how
+    long a stopping runner lets its sends in flight finish.
     """
 
     workers: int = 4
     batch_size: int = 2000
     poll_interval: float = 0.5
     sends_per_channel: int = 32
-    renew_interval: float = 10.0
+    deliveries_in_hand: int = attrs.field(
+        default=attrs.Factory(lambda options: 2 * options.sends_per_channel, takes_self=True)
+    )
+    lease: timedelta = DEFAULT_LEASE
     send_timeout: float = 60.0
+    shutdown_grace: float = 30.0
     retry_schedule: tuple[timedelta, ...] = DEFAULT_RETRY_SCHEDULE
+
+    @property
+    def renew_interval(self) -> float:
+        """Renew well before expiry: a live runner must never look dead."""
+        return self.lease.total_seconds() / 3
 
 
 class ConfigError(ValueError):
@@ -66,6 +83,10 @@ class Settings:
     lease: timedelta = DEFAULT_LEASE
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     """The longest line ``tidings enqueue`` reads; a longer one is skipped unread."""
+    pool_size: int = 8
+    """The most PostgreSQL connections a process's pool opens (it keeps one while idle;
+    a runner's listening connection comes on top). A runner runs at most ``pool_size``
+    - 2 lanes: two connections stay for deliveries and renewals."""
     smtp: SmtpConfig | None = None
     webhook_allowed_networks: tuple[IPNetwork, ...] = ()
     webhook_ca_file: str | None = None
@@ -77,12 +98,15 @@ _ENVIRONMENT = {
     "TIDINGS_WORKERS": "workers",
     "TIDINGS_BATCH_SIZE": "batch_size",
     "TIDINGS_MAX_LINE_BYTES": "max_line_bytes",
+    "TIDINGS_POOL_SIZE": "pool_size",
     "TIDINGS_POLL_INTERVAL": "poll_interval",
     "TIDINGS_LEASE_SECONDS": "lease_seconds",
     "TIDINGS_COOLDOWN_SECONDS": "cooldown_seconds",
     "TIDINGS_DEFAULT_CHANNELS": "default_channels",
     "TIDINGS_DEFAULT_MIN_SEVERITY": "default_min_severity",
     "TIDINGS_SENDS_PER_CHANNEL": "sends_per_channel",
+    "TIDINGS_DELIVERIES_IN_HAND": "deliveries_in_hand",
+    "TIDINGS_SHUTDOWN_GRACE": "shutdown_grace",
     "TIDINGS_WEBHOOK_ALLOWED_NETWORKS": "webhook_allowed_networks",
     "TIDINGS_WEBHOOK_CA_FILE": "webhook_ca_file",
 }
@@ -180,6 +204,13 @@ def _settings(raw: Mapping[str, object]) -> Settings:
     if "sends_per_channel" in raw:
         sends = _positive_int("sends_per_channel", raw["sends_per_channel"])
         options = attrs.evolve(options, sends_per_channel=sends)
+    in_hand = raw.get("deliveries_in_hand", 2 * options.sends_per_channel)
+    grace = raw.get("shutdown_grace", options.shutdown_grace)
+    options = attrs.evolve(
+        options,
+        deliveries_in_hand=_positive_int("deliveries_in_hand", in_hand),
+        shutdown_grace=_positive_float("shutdown_grace", grace),
+    )
     if "batch_size" in raw:
         size = _positive_int("batch_size", raw["batch_size"])
         options = attrs.evolve(options, batch_size=size)
@@ -189,8 +220,7 @@ def _settings(raw: Mapping[str, object]) -> Settings:
     lease = defaults.lease
     if "lease_seconds" in raw:
         lease = timedelta(seconds=_positive_float("lease_seconds", raw["lease_seconds"]))
-    # Renew well before expiry: a live runner must never look dead.
-    options = attrs.evolve(options, renew_interval=lease.total_seconds() / 3)
+    options = attrs.evolve(options, lease=lease)
     return Settings(
         database_url=str(raw.get("database_url", defaults.database_url)),
         policy=policy,
@@ -199,6 +229,7 @@ def _settings(raw: Mapping[str, object]) -> Settings:
         max_line_bytes=_positive_int(
             "max_line_bytes", raw.get("max_line_bytes", DEFAULT_MAX_LINE_BYTES)
         ),
+        pool_size=_positive_int("pool_size", raw.get("pool_size", defaults.pool_size)),
     )
 
 

@@ -31,14 +31,17 @@ def sqlite_path(url: str) -> str | None:
     return path
 
 
-def open_store(url: str, clock: Callable[[], datetime], lease: timedelta) -> Store:
+def open_store(
+    url: str, clock: Callable[[], datetime], lease: timedelta, pool_size: int
+) -> Store:
     """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``postgresql://...`` or
-    ``memory://``. PostgreSQL keeps time by its own clock, shared by every runner.
-    Nothing connects yet: the first call on the store does."""
+    ``memory://``. PostgreSQL keeps time by its own clock, shared by every runner, and
+    opens at most ``pool_size`` pooled connections. Nothing connects yet: the first call
+    on the store does."""
     if url.startswith(_POSTGRES):
         from tidings.adapters.postgres import PostgresStore
 
-        return PostgresStore(url, lease=lease)
+        return PostgresStore(url, lease=lease, pool_size=pool_size)
     if (path := sqlite_path(url)) is not None:
         from tidings.adapters.sqlite import SqliteStore
 

@@ -3,22 +3,21 @@
 The cooldown must hold across any number of runners, so check and record happen
 while the transaction holds a lock on each (user, kind) of the batch. The lock is a
 row lock on the key's bucket in ``decision_locks`` (a hash of user and kind modulo
-``_LOCK_BUCKETS``), taken in bucket order (no deadlocks between batches):
+``claims.BUCKETS``), taken before any of the key's events is claimed, which is also
+what keeps each key's events in order (see ``claims``):
 
 - a row, not an advisory lock: advisory locks take entries in the server's shared
   lock table (about 12,000 with default settings), and a few runners' lanes holding
   hundreds of keys each would exhaust it; a row lock is kept in the row itself;
 - a fixed table of buckets, not a row per key: a key has no row before its first
   notification, and a bucket table never has to be kept in step with users and
-  kinds. Keys sharing a bucket merely wait for each other. The bucket count is a
-  multiple of every lane count up to 6, so lanes never share a bucket.
+  kinds. Keys sharing a bucket are merely decided by the same transaction.
 
 "now" is read from the database after the locks are held, so runners on machines
 with skewed clocks agree, and a later decision never sees an earlier time.
 
-Round trips are what a batch costs, so the reads go in one pipeline (the server
-runs them in order: the reads start only once the locks are held) and the writes in
-another, each table written by one statement over arrays.
+Round trips are what a batch costs, so the reads go in one pipeline and the writes
+in another, each table written by one statement over arrays.
 """
 
 from __future__ import annotations
@@ -26,38 +25,22 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 from psycopg import AsyncConnection, AsyncCursor
+from psycopg.errors import UniqueViolation
 from psycopg.rows import dict_row
 
 from tidings.adapters import rowmaps
+from tidings.adapters.postgres.claims import START, LanePosition, StaleClaim, claim_in_key_order
 from tidings.adapters.postgres.rows import POSTGRES, Row
-from tidings.adapters.recording import CLAIMED_COLUMNS, BatchRecorder, validate_rows
-from tidings.core import GLOBAL_KIND, Event
+from tidings.adapters.recording import BatchRecorder, validate_rows
+from tidings.core import GLOBAL_KIND, Channel, Event
 from tidings.core.decision import Skip
 from tidings.core.ports import DecideFn
 from tidings.core.records import DecidedClaim, RecordedEvent
 
 # The batch's (user, kind) keys travel as one JSON array of pairs.
 _KEYS = "SELECT e->>0 AS u, e->>1 AS k FROM json_array_elements(%(keys)s::json) AS e"
-_LOCK_BUCKETS = 3840
-"""The rows of ``decision_locks`` (migration 0004): 2**8 * 3 * 5, which every lane count
-from 1 to 6 divides."""
-# The batch's buckets, locked in bucket order: FOR UPDATE locks rows as ORDER BY yields them.
-_LOCK = (
-    "SELECT count(*) FROM (SELECT bucket FROM decision_locks WHERE bucket = ANY(ARRAY("
-    f"  SELECT abs(hashtextextended(u || chr(31) || k, 0) %% {_LOCK_BUCKETS})::integer"
-    f"  FROM ({_KEYS}) AS t)) ORDER BY bucket FOR UPDATE) AS locked"
-)
-# Pending events locked by this transaction, past seq ``after``. A lane is a fixed share
-# of the (user, kind) keys: their hash modulo the lane count.
-_CLAIM_LOCKED = (
-    f"SELECT {CLAIMED_COLUMNS} FROM events WHERE seq > %(after)s AND status = 'pending'"
-    " AND (%(lanes)s = 1 OR abs(hashtextextended("
-    "  coalesce(user_id, '') || chr(31) || coalesce(kind, ''), 0) %% %(lanes)s) = %(lane)s)"
-    " ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
-)
 _INDEXED_ONLY = (
     "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off"
 )
@@ -68,7 +51,8 @@ outside any pipeline: after a pipeline the server does not time out an idle sess
 _REJECT = (
     "UPDATE events SET status = 'rejected', error = t.error,"
     " decided_at = coalesce(%s::timestamptz, clock_timestamp())"
-    " FROM unnest(%s::bigint[], %s::text[]) AS t(seq, error) WHERE events.seq = t.seq"
+    " FROM unnest(%s::bigint[], %s::text[]) AS t(seq, error)"
+    " WHERE events.seq = t.seq AND events.status = 'pending'"
 )
 _PREFERENCES = (
     f"WITH wanted_keys AS ({_KEYS})"
@@ -98,14 +82,15 @@ _INSERT_DELIVERIES = (
     " SELECT id, notification_id, channel, status, attempts,"
     " CASE WHEN status = 'pending' THEN %(now)s END,"
     " CASE WHEN status = 'delivered' THEN %(now)s END,"
-    " CASE WHEN status = 'pending' THEN %(worker)s END,"
-    " CASE WHEN status = 'pending' THEN %(lease)s::timestamptz END"
+    " CASE WHEN claimed THEN %(worker)s END,"
+    " CASE WHEN claimed THEN %(lease)s::timestamptz END"
     " FROM json_to_recordset(%(rows)s::json)"
-    " AS t(id text, notification_id text, channel text, status text, attempts int)"
+    " AS t(id text, notification_id text, channel text, status text, attempts int, claimed bool)"
 )
 # A batch's events share a few outcomes (a key's cooldown skips repeat one; the
 # timeless skips are shared by all): each distinct outcome's texts travel, are parsed
-# and are made jsonb once, and the events name theirs by position.
+# and are made jsonb once, and the events name theirs by position. Only pending events
+# are written: a claim may hold one decided since it read it (``claims.StaleClaim``).
 _DECIDE_EVENTS = (
     "WITH outcome AS MATERIALIZED (SELECT n - 1 AS i, o->>'reason' AS reason,"
     "  (o->>'decision')::jsonb AS decision, o->>'explanation' AS explanation"
@@ -115,7 +100,7 @@ _DECIDE_EVENTS = (
     " notification_id = r.notification_id"
     " FROM json_to_recordset(%(rows)s::json)"
     "  AS r(seq bigint, status text, outcome int, notification_id text)"
-    " JOIN outcome ON outcome.i = r.outcome WHERE e.seq = r.seq"
+    " JOIN outcome ON outcome.i = r.outcome WHERE e.seq = r.seq AND e.status = 'pending'"
 )
 
 
@@ -139,7 +124,8 @@ async def _write(
     if recorder.deliveries:
         deliveries = [
             {"id": d.id, "notification_id": d.notification_id, "channel": d.channel.value,
-             "status": d.status.value, "attempts": d.attempts}
+             "status": d.status.value, "attempts": d.attempts,
+             "claimed": d.claimed_by is not None}
             for d in recorder.deliveries
         ]  # fmt: skip
         await cursor.execute(
@@ -183,20 +169,18 @@ async def claim_and_decide(
     now: datetime | None,
     lease: timedelta,
     lane: tuple[int, int] = (0, 1),
-    after: int = 0,
-) -> tuple[DecidedClaim, int]:
-    """Lock up to ``limit`` pending events (``SKIP LOCKED``: other runners take
-    others) past seq ``after`` among ``lane`` (index, count) of the keys, reject the
-    invalid ones and decide and record the rest, all inside the caller's transaction:
-    if the runner dies, the transaction and its locks go with it, and the events are
-    simply claimable again. Returns the claim and where the lane's next claim should
-    resume: after the last seq taken while batches come full, else from the start."""
+    position: LanePosition = START,
+    take: Mapping[Channel, int] | None = None,
+) -> tuple[DecidedClaim, LanePosition]:
+    """Take the keys of up to ``limit`` pending events of ``lane`` (index, count) from
+    ``position`` on, then claim their events (``claims``), reject the invalid ones and
+    decide and record the rest, all inside the caller's transaction: if the runner dies,
+    the transaction and its locks go with it, and the events are simply claimable again.
+    ``take``: how many of each channel's deliveries the worker claims
+    (``BatchRecorder``). Returns the claim and where the lane's next claim starts."""
     cursor = connection.cursor()
     await cursor.execute(_INDEXED_ONLY)
-    await cursor.execute(
-        _CLAIM_LOCKED, {"limit": limit, "lane": lane[0], "lanes": lane[1], "after": after}
-    )
-    found = await cursor.fetchall()
+    found, resume = await claim_in_key_order(cursor, limit, lane, position)
     claimed = validate_rows(found)
     if claimed.rejected:
         await cursor.execute(
@@ -207,6 +191,8 @@ async def claim_and_decide(
                 [str(error) for _, _, error in claimed.rejected],
             ),
         )
+        if cursor.rowcount != len(claimed.rejected):
+            raise StaleClaim("a rejected event was decided since it was claimed")
     recorded = (
         await _decide_and_write(
             connection,
@@ -216,6 +202,7 @@ async def claim_and_decide(
             now=now,
             lease=lease,
             seq_of=claimed.row_of,
+            take=take,
         )
         if claimed.events
         else []
@@ -224,7 +211,7 @@ async def claim_and_decide(
         recorded=tuple(recorded),
         rejected=tuple((event_id, error) for _, event_id, error in claimed.rejected),
     )
-    return decided, cast(int, found[-1][0]) if len(found) == limit else 0
+    return decided, resume
 
 
 async def _decide_and_write(
@@ -236,16 +223,15 @@ async def _decide_and_write(
     now: datetime | None,
     lease: timedelta,
     seq_of: Mapping[str, int],
+    take: Mapping[Channel, int] | None,
 ) -> list[RecordedEvent]:
-    """Serialise on the batch's keys, load its inputs, decide and write. ``seq_of``: the
-    rows (event id to seq) this transaction holds, locked before the keys, as every
-    deciding transaction locks them, so two never wait on each other in a cycle."""
+    """Load the inputs of the batch's keys (held since the claim), decide and write.
+    ``seq_of``: the rows (event id to seq) this transaction claimed."""
     keys = {(event.user_id, event.kind) for event in events}
     wanted = json.dumps(list(keys))
-    cursors = [connection.cursor(row_factory=dict_row) for _ in range(4)]
-    locks, preferences, last_sent, clock = cursors
+    cursors = [connection.cursor(row_factory=dict_row) for _ in range(3)]
+    preferences, last_sent, clock = cursors
     async with connection.pipeline():
-        await locks.execute(_LOCK, {"keys": wanted})
         await preferences.execute(_PREFERENCES, {"keys": wanted, "global": GLOBAL_KIND})
         await last_sent.execute(_LAST_SENT, {"keys": wanted})
         found_preferences = await preferences.fetchall()
@@ -267,16 +253,18 @@ async def _decide_and_write(
             (r["user_id"], r["kind"]): rowmaps.preference(r, POSTGRES) for r in found_preferences
         },
         last_sent={(r["u"], r["k"]): r["last_sent_at"].astimezone(UTC) for r in found_last_sent},
+        take=take,
     )
     recorded = recorder.record_each(events)
     if recorded:
-        async with connection.pipeline():
-            await _write(
-                connection.cursor(row_factory=dict_row),
-                recorder,
-                seq_of=seq_of,
-                worker_id=worker_id,
-                now=moment,
-                lease=lease,
-            )
+        written = connection.cursor(row_factory=dict_row)
+        try:
+            async with connection.pipeline():
+                await _write(
+                    written, recorder, seq_of=seq_of, worker_id=worker_id, now=moment, lease=lease
+                )
+        except UniqueViolation as error:  # a notification for an event decided since
+            raise StaleClaim("a notified event was decided since it was claimed") from error
+        if written.rowcount != len(recorder.events):  # events are written last, if pending
+            raise StaleClaim("an event was decided since it was claimed")
     return recorded

@@ -1,8 +1,9 @@
-"""The delivery outbox: claimed under a lease, renewed, settled, retried, requeued."""
+"""The delivery outbox: claimed under a lease, renewed or handed back, settled, retried,
+requeued."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence, Set
 from datetime import datetime
 
 from tidings.adapters import rowmaps
@@ -16,6 +17,7 @@ from tidings.core.records import (
     settled_note,
     settled_status,
 )
+from tidings.core.values import Channel
 
 
 class PostgresOutbox:
@@ -24,7 +26,9 @@ class PostgresOutbox:
     def __init__(self, database: PostgresDatabase) -> None:
         self._db = database
 
-    async def claim_due_deliveries(self, worker_id: str, limit: int) -> Sequence[DeliveryJob]:
+    async def claim_due_deliveries(
+        self, worker_id: str, limit: int, *, channel: Channel | None = None
+    ) -> Sequence[DeliveryJob]:
         async with self._db.cursor() as cursor:
             await self._db.execute(
                 cursor,
@@ -32,27 +36,41 @@ class PostgresOutbox:
                 " lease_until = {now} + %(lease)s WHERE id IN (SELECT id FROM deliveries"
                 "  WHERE status IN ('pending', 'failed') AND next_attempt_at <= {now}"
                 "  AND (claimed_by IS NULL OR lease_until <= {now})"
+                "  AND (%(channel)s::text IS NULL OR channel = %(channel)s)"
                 "  ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
                 " RETURNING id, notification_id, channel, attempts)"
                 f" SELECT c.id AS delivery_id, c.channel, c.attempts, {NOTIFICATION_COLUMNS}"
                 " FROM claimed c JOIN notifications n ON n.id = c.notification_id",
                 worker=worker_id,
                 limit=limit,
+                channel=None if channel is None else channel.value,
             )
             found = await cursor.fetchall()
         return [rowmaps.delivery_job(row, rowmaps.notification(row, POSTGRES)) for row in found]
 
-    async def renew_claims(self, worker_id: str) -> None:
+    async def renew_claims(
+        self, worker_id: str, keep: Collection[str], *, release: Collection[str] = ()
+    ) -> Set[str]:
         # SKIP LOCKED: a delivery being settled right now is about to be released
-        # anyway, and waiting on it could deadlock with that very transaction.
+        # anyway, and waiting on it could deadlock with that very transaction; one
+        # being taken over is lost. Either way it is not renewed, nor handed back.
         async with self._db.cursor() as cursor:
             await self._db.execute(
                 cursor,
-                "UPDATE deliveries SET lease_until = {now} + %(lease)s WHERE id IN"
-                " (SELECT id FROM deliveries WHERE status IN ('pending', 'failed')"
-                " AND claimed_by = %(worker)s FOR UPDATE SKIP LOCKED)",
+                "WITH released AS (UPDATE deliveries SET claimed_by = NULL, lease_until = NULL"
+                " WHERE id IN (SELECT id FROM deliveries WHERE id = ANY(%(release)s)"
+                "  AND status IN ('pending', 'failed') AND claimed_by = %(worker)s"
+                "  FOR UPDATE SKIP LOCKED))"
+                " UPDATE deliveries SET lease_until = {now} + %(lease)s WHERE id IN"
+                " (SELECT id FROM deliveries WHERE id = ANY(%(keep)s)"
+                "  AND NOT id = ANY(%(release)s)"
+                "  AND status IN ('pending', 'failed') AND claimed_by = %(worker)s"
+                "  FOR UPDATE SKIP LOCKED) RETURNING id",
                 worker=worker_id,
+                keep=list(keep),
+                release=list(release),
             )
+            return {row["id"] for row in await cursor.fetchall()}
 
     async def settle_delivery(
         self,

@@ -1,5 +1,5 @@
-"""Events in, and decided: enqueue, then claim, validate, decide and record in one
-transaction.
+"""Events in, and decided: enqueue (marking the valid events, ``intake_mark``), then
+claim, validate, decide and record in one transaction.
 
 SQLite's single writer and ``BEGIN IMMEDIATE`` already exclude every other claimer
 until the transaction commits, so claiming needs no lease and one lane is all there is.
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from tidings.adapters.recording import CLAIMED_COLUMNS, BatchRecorder, validate_rows
+from tidings.adapters.intake_mark import MARK, MARKED_COLUMNS
+from tidings.adapters.recording import BatchRecorder, validate_rows
 from tidings.adapters.sqlite import decisions, rows
 from tidings.adapters.sqlite.connection import DUE, SqliteDatabase
-from tidings.core import Event
+from tidings.core import Channel, Event
 from tidings.core.ports import DecideFn
 from tidings.core.records import Backlog, DecidedClaim
 from tidings.core.validation import is_valid
@@ -40,12 +41,13 @@ class SqliteIntake:
     def _enqueue(self, connection: sqlite3.Connection, events: Sequence[Event]) -> int:
         now = self._db.now()
         before = connection.total_changes
+        [mark] = connection.execute(f"SELECT {MARK}").fetchone()
         connection.executemany(
             "INSERT OR IGNORE INTO events (event_id, user_id, kind, severity, title, body,"
-            " payload_json, enqueued_at, validated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " payload_json, enqueued_at, intake_mark) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (e.event_id, e.user_id, e.kind, e.severity.value, e.title, e.body,
-                 e.payload_json, now, is_valid(e))
+                 e.payload_json, now, mark if is_valid(e) else None)
                 for e in events
             ],
         )  # fmt: skip
@@ -66,18 +68,32 @@ class SqliteIntake:
         await asyncio.sleep(at_most)
 
     async def decide_claimable(
-        self, worker_id: str, limit: int, decide: DecideFn, *, lane: int = 0, lanes: int = 1
+        self,
+        worker_id: str,
+        limit: int,
+        decide: DecideFn,
+        *,
+        lane: int = 0,
+        lanes: int = 1,
+        take: Mapping[Channel, int] | None = None,
     ) -> DecidedClaim:
         if (lane, lanes) != (0, 1):
             raise ValueError(f"SQLite decides in one lane, not lane {lane} of {lanes}")
-        return await self._db.write(lambda c: self._decide_claimable(c, worker_id, limit, decide))
+        return await self._db.write(
+            lambda c: self._decide_claimable(c, worker_id, limit, decide, take)
+        )
 
     def _decide_claimable(
-        self, connection: sqlite3.Connection, worker_id: str, limit: int, decide: DecideFn
+        self,
+        connection: sqlite3.Connection,
+        worker_id: str,
+        limit: int,
+        decide: DecideFn,
+        take: Mapping[Channel, int] | None,
     ) -> DecidedClaim:
         """Claim, validate, decide and record in this one write transaction."""
         found = connection.execute(
-            f"SELECT {CLAIMED_COLUMNS} FROM events WHERE {OPEN_EVENTS} ORDER BY seq LIMIT ?",
+            f"SELECT {MARKED_COLUMNS} FROM events WHERE {OPEN_EVENTS} ORDER BY seq LIMIT ?",
             (limit,),
         ).fetchall()
         claimed = validate_rows(found)
@@ -97,6 +113,7 @@ class SqliteIntake:
                 lease=self._db.lease,
                 preferences=preferences,
                 last_sent=last_sent,
+                take=take,
             )
             recorded = recorder.record_each(claimed.events)
             decisions.write(connection, recorder, claimed.row_of)

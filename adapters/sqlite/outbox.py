@@ -1,9 +1,10 @@
-"""The delivery outbox: claimed under a lease, renewed, settled, retried, requeued."""
+"""The delivery outbox: claimed under a lease, renewed or handed back, settled, retried,
+requeued."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence, Set
 from datetime import datetime
 
 from tidings.adapters import rowmaps
@@ -19,6 +20,7 @@ from tidings.core.records import (
     settled_note,
     settled_status,
 )
+from tidings.core.values import Channel
 
 
 class SqliteOutbox:
@@ -27,13 +29,16 @@ class SqliteOutbox:
     def __init__(self, database: SqliteDatabase) -> None:
         self._db = database
 
-    async def claim_due_deliveries(self, worker_id: str, limit: int) -> Sequence[DeliveryJob]:
+    async def claim_due_deliveries(
+        self, worker_id: str, limit: int, *, channel: Channel | None = None
+    ) -> Sequence[DeliveryJob]:
         def claim(connection: sqlite3.Connection) -> list[DeliveryJob]:
             now = self._db.clock()
             claimed = connection.execute(
                 "UPDATE deliveries SET claimed_by = :worker, lease_until = :lease"
                 f" WHERE id IN (SELECT id FROM deliveries WHERE {DUE}"
                 " AND (claimed_by IS NULL OR lease_until <= :now)"
+                " AND (:channel IS NULL OR channel = :channel)"
                 " ORDER BY next_attempt_at LIMIT :limit)"
                 " RETURNING id AS delivery_id, notification_id, channel, attempts",
                 {
@@ -41,6 +46,7 @@ class SqliteOutbox:
                     "lease": rows.time_text(now + self._db.lease),
                     "now": rows.time_text(now),
                     "limit": limit,
+                    "channel": None if channel is None else channel.value,
                 },
             ).fetchall()
             return [
@@ -50,15 +56,23 @@ class SqliteOutbox:
 
         return await self._db.write(claim)
 
-    async def renew_claims(self, worker_id: str) -> None:
-        def renew(connection: sqlite3.Connection) -> None:
+    async def renew_claims(
+        self, worker_id: str, keep: Collection[str], *, release: Collection[str] = ()
+    ) -> Set[str]:
+        def renew(connection: sqlite3.Connection) -> set[str]:
+            held = "status IN ('pending', 'failed') AND claimed_by = ? AND id IN"
             connection.execute(
-                "UPDATE deliveries SET lease_until = ? WHERE status IN ('pending', 'failed')"
-                " AND claimed_by = ?",
-                (rows.time_text(self._db.clock() + self._db.lease), worker_id),
+                "UPDATE deliveries SET claimed_by = NULL, lease_until = NULL"
+                f" WHERE {held} ({_marks(release)})",
+                (worker_id, *release),
             )
+            kept = connection.execute(
+                f"UPDATE deliveries SET lease_until = ? WHERE {held} ({_marks(keep)}) RETURNING id",
+                (rows.time_text(self._db.clock() + self._db.lease), worker_id, *keep),
+            )
+            return {row["id"] for row in kept}
 
-        await self._db.write(renew)
+        return await self._db.write(renew)
 
     async def settle_delivery(
         self,
@@ -140,3 +154,8 @@ class SqliteOutbox:
 def _notification(connection: sqlite3.Connection, notification_id: str) -> Notification:
     row = connection.execute("SELECT * FROM notifications WHERE id = ?", (notification_id,))
     return rowmaps.notification(row.fetchone(), SQLITE)
+
+
+def _marks(values: Collection[str]) -> str:
+    """One placeholder per value, for ``IN (...)``."""
+    return ",".join("?" * len(values))

@@ -1,11 +1,16 @@
 """``tidings run``: the dispatcher as a process, with its signals, its start-up and
-shut-down lines, and (with ``--metrics-port``) Prometheus metrics and a health check."""
+shut-down lines, and (with ``--metrics-port``) Prometheus metrics and a health check.
+
+``SIGINT`` or ``SIGTERM`` stops the runner gracefully: it claims nothing more, hands back
+what it has not started and gives the sends in flight the grace period; a second signal
+(an impatient operator's second Ctrl-C) stops it at once."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import itertools
 import logging
 import signal
 
@@ -37,8 +42,10 @@ async def run(args: argparse.Namespace, tidings: AsyncTidings) -> int:
     wiring = bootstrap.dispatcher(runtime, observers=observers, worker_id=worker_id)
     async with wiring as dispatcher, contextlib.AsyncExitStack() as stack:
         loop = asyncio.get_running_loop()
+        signals = itertools.count(1)
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, dispatcher.stop)
+            # The first stops gracefully (shutdown_grace); the next one at once.
+            loop.add_signal_handler(signum, lambda: dispatcher.stop(at_once=next(signals) > 1))
         if metrics is not None:
             port = await stack.enter_async_context(
                 serve_health(

@@ -1,13 +1,23 @@
-"""The dispatch loop: claim and decide from the durable intake, deliver, settle.
+"""The dispatch loop: claim and decide from the durable intake, deliver, settle, stop.
 
 One way in: the store claims a batch of events, validates, decides and records them in
 one transaction (``core.ports.DispatchStore.decide_claimable``), so nothing sits
 claimed between transactions. Keys are split into lanes: each lane is a fixed share of
 the keys whose batches are decided one transaction at a time, so each key stays in
 order; lanes run in parallel where the store allows (PostgreSQL). Each lane holds at
-most one batch in memory; the rest waits in the database. Deliveries run as tasks
-outside any transaction (record first, then deliver, then settle), bounded per
-channel, and a retry loop claims deliveries whose next attempt is due.
+most one batch in memory; the rest waits in the database.
+
+Deliveries are bounded too: the runner holds at most ``deliveries_in_hand`` of each
+channel (``hand``), takes that many from a batch it decides and leaves the others in
+the outbox, unclaimed and due, and a second loop claims due deliveries as its hand
+empties, so a long outbox waits in the database and is shared by every runner with
+room. Each held delivery is sent and settled outside any transaction (``sends``)
+while a third loop renews the claims in hand, first of all when the store comes back
+after an outage (``gate``).
+
+``stop()`` stops claiming (events and deliveries), hands back what has not started,
+and lets the sends in flight finish within ``shutdown_grace`` while their claims are
+renewed; ``stop(at_once=True)`` (the CLI's second signal) cuts them short.
 """
 
 from __future__ import annotations
@@ -22,18 +32,15 @@ from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
-from tidings.core import Policy, decide_with
+from tidings.core import Plan, Policy, decide_with
 from tidings.core.ports import ChannelSender, DispatchStore, StoreUnavailable
-from tidings.core.records import (
-    ChannelFailed,
-    ChannelOutcome,
-    DeliveryJob,
-    RecordedEvent,
-    settled_status,
-)
-from tidings.core.retry import next_attempt_at
+from tidings.core.records import RecordedEvent
 from tidings.core.values import Channel
 from tidings.runner.config import DispatchOptions
+from tidings.runner.dispatch.gate import StoreGate
+from tidings.runner.dispatch.hand import SENT_CHANNELS
+from tidings.runner.dispatch.sends import Sends
+from tidings.runner.dispatch.waiting import done_event, first_set
 from tidings.runner.telemetry.observers import DispatchObserver, DispatchSummary, Observers, Tally
 
 log = logging.getLogger("tidings.dispatch")
@@ -79,20 +86,26 @@ class Dispatcher:
         observers: Sequence[DispatchObserver] = (),
     ) -> None:
         self._store = store
-        self._senders = senders
         self._worker_id = worker_id
         self._decide = partial(decide_with, policy=policy)
         self._options = options
-        self._clock = clock
-        self._jitter = jitter
         self._lanes = max(1, min(options.workers, store.max_lanes))
-        self._send_slots = {
-            channel: asyncio.Semaphore(options.sends_per_channel) for channel in Channel
-        }
-        self._sending: set[asyncio.Task[None]] = set()
         self._tally = Tally()
         self._observe = Observers([self._tally, *observers])
+        self._gate = StoreGate()
+        self._sends = Sends(
+            store,
+            senders,
+            worker_id=worker_id,
+            options=options,
+            clock=clock,
+            jitter=jitter,
+            observe=self._observe,
+            gate=self._gate,
+        )
         self._stopping = asyncio.Event()
+        self._at_once = asyncio.Event()
+        self._stopped_at: float | None = None
         self._running = False
 
     def describe(self) -> str:
@@ -104,9 +117,23 @@ class Dispatcher:
         broken part has stopped it (for health checks)."""
         return self._running
 
-    def stop(self) -> None:
-        """Stop claiming new work; what was accepted is still finished."""
+    def stop(self, *, at_once: bool = False) -> None:
+        """Stop claiming events and deliveries. Deliveries in hand whose send has not
+        started are handed back to the outbox at once; sends in flight get the grace
+        period (``shutdown_grace``) to finish, then are cancelled and handed back, never
+        counted as attempts. ``at_once`` cuts the grace period short. Call it from the
+        running event loop (a signal handler added to it will do)."""
+        if self._stopped_at is None:
+            self._stopped_at = asyncio.get_running_loop().time()
+            log.info(
+                "stopping: no more claims; sends in flight get %gs to finish",
+                self._options.shutdown_grace,
+            )
+        elif at_once and not self._at_once.is_set():
+            log.info("stopping at once: cutting the sends in flight")
         self._stopping.set()
+        if at_once:
+            self._at_once.set()
 
     async def run(self, *, until_idle: bool = False) -> DispatchSummary:
         """Dispatch until ``stop()``, or with ``until_idle`` until nothing is left to do now.
@@ -117,16 +144,44 @@ class Dispatcher:
         """
         self._running = True
         try:
-            await self._run_tasks(until_idle)
+            async with asyncio.TaskGroup() as group:
+                renewing = group.create_task(self._keep_claims())
+                try:
+                    await self._work_until_stopped(until_idle)
+                    await self._sends.wind_down(self._sends_until(), self._at_once)
+                except BaseException:
+                    self._sends.cancel()
+                    raise
+                finally:
+                    renewing.cancel()
         finally:
             self._running = False
-        await self._finish_sends()
         return self._tally.summary()
 
-    async def _run_tasks(self, until_idle: bool) -> None:
+    def _sends_until(self) -> float:
+        """When a stopping run cuts what it still has in flight: the end of the grace
+        period, less the time kept for handing back."""
+        if self._stopped_at is None:
+            self._stopped_at = asyncio.get_running_loop().time()
+        return self._stopped_at + self._options.shutdown_grace - self._sends.reserve
+
+    async def _work_until_stopped(self, until_idle: bool) -> None:
+        """Claim and decide until stopped (or idle). Once stopped, a claim in flight gets
+        what is left of the grace period (a store that does not answer can hold a call
+        for a while) and is cancelled after it, or at once: its transaction rolls back."""
+        task = asyncio.create_task(self._work(until_idle))
+        try:
+            await first_set(self._stopping, done_event(task))
+            left = self._sends_until() - asyncio.get_running_loop().time()
+            await first_set(self._at_once, done_event(task), at_most=max(0.0, left))
+        finally:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _work(self, until_idle: bool) -> None:
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._retry_due())
-            group.create_task(self._renew_claims())
+            group.create_task(self._claim_due())
             try:
                 await self._feed(until_idle)
             finally:
@@ -136,10 +191,13 @@ class Dispatcher:
         while not self._stopping.is_set():
             if await self._decide_lanes():
                 continue
-            if self._sending:
-                await self._settle_down()
-            elif until_idle and (await self._patiently(self._store.backlog)).empty:
-                return
+            if self._sends.busy:
+                await self._sends.one_finished(self._options.poll_interval)
+            elif until_idle:
+                backlog = await self._call(self._store.backlog)
+                if backlog is None or backlog[0].empty:
+                    return
+                await self._store.wait_for_events(self._options.poll_interval)
             else:
                 await self._store.wait_for_events(self._options.poll_interval)
 
@@ -167,138 +225,101 @@ class Dispatcher:
         return found
 
     async def _claim_and_decide(self, lane: int) -> bool:
-        """Claim, decide and record in one store transaction; false if nothing was there."""
+        """Claim, decide and record in one store transaction, taking the deliveries the
+        hand has room for; false if nothing was there (or the runner stopped)."""
         started = time.perf_counter()
-        claim = await self._patiently(
-            partial(
-                self._store.decide_claimable,
-                self._worker_id,
-                self._options.batch_size,
-                self._decide,
-                lane=lane,
-                lanes=self._lanes,
+        hand = self._sends.hand
+        take = hand.reserve(self._lanes)
+        try:
+            claimed = await self._call(
+                partial(
+                    self._store.decide_claimable,
+                    self._worker_id,
+                    self._options.batch_size,
+                    self._decide,
+                    lane=lane,
+                    lanes=self._lanes,
+                    take=take,
+                )
             )
-        )
+        finally:
+            hand.unreserve(take)
+        if claimed is None:
+            return False
+        claim, asked_at = claimed
         for event_id, error in claim.rejected:
             self._observe.rejected(event_id, error)
         if claim.recorded:
             self._observe.accepted(len(claim.recorded))
-            self._note(claim.recorded, time.perf_counter() - started)
+            self._observe.decided(claim.recorded, time.perf_counter() - started)
+            jobs = [job for decision in claim.recorded for job in decision.jobs]
+            self._sends.start(jobs, asked_at)
+            for channel in _left_in_outbox(claim.recorded):
+                hand.want(channel, more=True)
         return bool(claim.recorded or claim.rejected)
 
-    async def _settle_down(self) -> None:
-        """Wait, at most a poll interval, for a send in flight to finish."""
-        await asyncio.wait(
-            set(self._sending),
-            timeout=self._options.poll_interval,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
+    async def _claim_due(self) -> None:
+        """Claim due deliveries (retries, and those a batch left in the outbox) as the
+        hand has room: every poll interval, and whenever half a hand of a channel with
+        deliveries left in the outbox is free."""
+        hand = self._sends.hand
+        while not self._stopping.is_set():
+            for channel in SENT_CHANNELS:
+                await self._claim_due_on(channel)
+            hand.room_freed.clear()
+            await first_set(self._stopping, hand.room_freed, at_most=self._options.poll_interval)
 
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, but wake at once when asked to stop."""
+    async def _claim_due_on(self, channel: Channel) -> None:
+        hand = self._sends.hand
+        reserved = hand.reserve(1, (channel,))
+        limit = min(reserved[channel], self._options.batch_size)
+        claim = partial(self._store.claim_due_deliveries, self._worker_id, limit, channel=channel)
         try:
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-        except TimeoutError:
-            return
+            claimed = await self._call(claim) if limit else None
+        finally:
+            hand.unreserve(reserved)
+        if claimed is not None:
+            jobs, asked_at = claimed
+            self._sends.start(jobs, asked_at)
+            hand.want(channel, more=len(jobs) == limit)
 
-    async def _patiently(self, operation: Callable[[], Awaitable[_T]]) -> _T:
-        """Run a store call, waiting out an unreachable store with capped backoff.
-
-        Nothing is lost meanwhile: an open transaction rolls back, delivery claims not
-        renewed expire and are taken over, and a worker that lost its claim is fenced
-        out when it comes back.
-        """
-        delay = 0.1
-        failing = False
+    async def _call(self, operation: Callable[[], Awaitable[_T]]) -> tuple[_T, float] | None:
+        """A store call made once the store answers, and the moment it was asked (claims
+        granted by it last a lease from then); None if the runner stops first."""
+        loop = asyncio.get_running_loop()
         while True:
+            await first_set(self._stopping, self._gate.open)
+            if self._stopping.is_set():
+                return None
+            asked_at = loop.time()
             try:
-                result = await operation()
+                return await operation(), asked_at
             except StoreUnavailable as error:
-                if not failing:
-                    log.warning("store unreachable, retrying with backoff: %s", error)
-                failing = True
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            if failing:
-                log.warning("store reachable again, resuming")
-            return result
+                self._gate.close(error)
 
-    async def _renew_claims(self) -> None:
-        while not self._stopping.is_set():
-            await self._pause(self._options.renew_interval)
-            await self._patiently(lambda: self._store.renew_claims(self._worker_id))
+    async def _keep_claims(self) -> None:
+        """Renew the claims in hand every third of a lease; while the store is
+        unreachable, every few tenths of a second, so they are the first thing it
+        hears from this runner when it is back."""
+        renew_every = self._options.renew_interval
+        probe_every = min(0.25, renew_every / 4)
+        while True:
+            if self._gate.open.is_set():
+                await self._gate.closed(renew_every)
+            else:
+                await asyncio.sleep(probe_every)
+            await self._sends.renew()
 
-    def _note(self, recorded: Sequence[RecordedEvent], seconds: float) -> None:
-        self._observe.decided(recorded, seconds)
-        for decision in recorded:
-            for job in decision.jobs:
-                self._start_send(job)
 
-    def _start_send(self, job: DeliveryJob) -> None:
-        task = asyncio.create_task(self._send(job))
-        self._sending.add(task)
-        task.add_done_callback(self._sent)
-
-    def _sent(self, task: asyncio.Task[None]) -> None:
-        self._sending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            # A sender that raises has a bug; its claim expires and the send is retried.
-            log.error("delivery task failed", exc_info=task.exception())
-
-    async def _send(self, job: DeliveryJob) -> None:
-        async with self._send_slots[job.channel]:
-            started = time.perf_counter()
-            outcome = await self._attempt(job)
-            seconds = time.perf_counter() - started
-        retry_at = None
-        if isinstance(outcome, ChannelFailed) and outcome.retryable:
-            retry_at = next_attempt_at(
-                self._clock(),
-                attempts_made=job.attempts + 1,
-                schedule=self._options.retry_schedule,
-                jitter=self._jitter(),
-                retry_after=outcome.retry_after,
-            )
-        settled = await self._patiently(
-            lambda: self._store.settle_delivery(self._worker_id, job.delivery_id, outcome, retry_at)
-        )
-        status = settled_status(outcome, retry_at).value if settled else "claim_lost"
-        self._observe.attempted(job, outcome, status, seconds)
-
-    async def _attempt(self, job: DeliveryJob) -> ChannelOutcome:
-        """One send, bounded in time. A sender that raises has a bug or lost its
-        infrastructure: the attempt counts as a retryable failure (so a persistent
-        fault ends ``dead`` instead of looping), named by type only, since exception
-        texts can carry addresses or secrets."""
-        try:
-            async with asyncio.timeout(self._options.send_timeout):
-                return await self._senders[job.channel].send(job)
-        except TimeoutError:
-            return ChannelFailed(
-                error=f"no answer within {self._options.send_timeout:g}s", retryable=True
-            )
-        except Exception as error:
-            log.error(
-                "sender for %s raised %s on delivery %s",
-                job.channel.value,
-                type(error).__name__,
-                job.delivery_id,
-            )
-            return ChannelFailed(error=f"internal error: {type(error).__name__}", retryable=True)
-
-    async def _retry_due(self) -> None:
-        # No more at once than the send slots can take: what waits for a slot holds a
-        # claim another runner could be sending.
-        limit = min(self._options.batch_size, self._options.sends_per_channel * len(Channel))
-        while not self._stopping.is_set():
-            due = await self._patiently(
-                lambda: self._store.claim_due_deliveries(self._worker_id, limit)
-            )
-            for job in due:
-                self._start_send(job)
-            await self._pause(self._options.poll_interval)
-
-    async def _finish_sends(self) -> None:
-        while self._sending:
-            await asyncio.gather(*list(self._sending), return_exceptions=True)
+def _left_in_outbox(recorded: Sequence[RecordedEvent]) -> set[Channel]:
+    """The channels of which a batch recorded more deliveries than it handed back as
+    jobs: the rest wait in the outbox."""
+    planned = {channel: 0 for channel in SENT_CHANNELS}
+    for decision in recorded:
+        if isinstance(decision.outcome, Plan):
+            for channel in decision.outcome.channels:
+                if channel in planned:
+                    planned[channel] += 1
+        for job in decision.jobs:
+            planned[job.channel] -= 1
+    return {channel for channel, left in planned.items() if left > 0}

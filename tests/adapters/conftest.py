@@ -13,6 +13,7 @@ to an event loop (a PostgreSQL pool) is opened, used and closed on the same loop
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -129,3 +130,15 @@ def unmigrated_store(
     """A store of each backend on an empty database, with its backend's name."""
     for opened in _opened(request, loop, clock, tmp_path, migrate=False):
         yield str(request.param), opened
+
+
+@pytest.fixture
+def runners() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """The ``tidings run`` processes a test starts; any still running after it is killed,
+    so a failing test leaves none behind on a dropped database."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for runner in started:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()

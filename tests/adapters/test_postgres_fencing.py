@@ -84,10 +84,10 @@ def test_renewal_keeps_a_live_workers_delivery_claims(postgres_url: str) -> None
             await store.set_preference("ana", "overload", Preference(("email",), Severity.INFO))
             await store.enqueue([event("held")])
             [recorded] = (await store.decide_claimable("alive", 10, decide)).recorded
-            assert len(recorded.jobs) == 1
+            [job] = recorded.jobs
             for _ in range(4):
                 await asyncio.sleep(lease.total_seconds() / 3)
-                await store.renew_claims("alive")
+                assert await store.renew_claims("alive", [job.delivery_id]) == {job.delivery_id}
             assert await store.claim_due_deliveries("other", 10) == []
         finally:
             await store.close()

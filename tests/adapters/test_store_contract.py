@@ -379,7 +379,8 @@ def test_renew_claims_extends_only_the_workers_own_delivery_leases(
         theirs = await submit_one(store, make_event("e2", user_id="u7"), W2)
 
         clock.advance(LEASE - timedelta(seconds=1))
-        await store.renew_claims(W1)
+        everything = [job.delivery_id for job in (*mine.jobs, *theirs.jobs)]
+        assert await store.renew_claims(W1, everything) == {job.delivery_id for job in mine.jobs}
         clock.advance(timedelta(seconds=2))
 
         assert {job.delivery_id for job in await store.claim_due_deliveries(W3, 10)} == {
@@ -389,6 +390,186 @@ def test_renew_claims_extends_only_the_workers_own_delivery_leases(
         assert {job.delivery_id for job in await store.claim_due_deliveries(W2, 10)} == {
             job.delivery_id for job in mine.jobs
         }
+
+    loop.run(scenario())
+
+
+def test_a_claim_left_out_of_a_renewal_expires(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        await store.set_preference(USER, KIND, ALL_CHANNELS)
+        email, webhook = (await submit_one(store, make_event("e1"))).jobs
+
+        clock.advance(LEASE - timedelta(seconds=1))
+        assert await store.renew_claims(W1, [email.delivery_id]) == {email.delivery_id}
+        clock.advance(timedelta(seconds=2))
+
+        [taken] = await store.claim_due_deliveries(W2, 10)
+        assert taken.delivery_id == webhook.delivery_id
+        assert await store.renew_claims(W1, [email.delivery_id, webhook.delivery_id]) == {
+            email.delivery_id
+        }
+
+    loop.run(scenario())
+
+
+def test_a_lapsed_claim_is_renewed_unless_it_was_taken_over(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    """A renewal names the claims still held, so a runner learns which it lost: one whose
+    lease ran out is still its own until another worker takes it."""
+
+    async def scenario() -> None:
+        await store.set_preference(USER, KIND, ALL_CHANNELS)
+        email, webhook = (await submit_one(store, make_event("e1"))).jobs
+        clock.advance(LEASE + timedelta(seconds=1))
+        [taken] = await store.claim_due_deliveries(W2, 1, channel=Channel.WEBHOOK)
+        assert taken.delivery_id == webhook.delivery_id
+
+        kept = await store.renew_claims(W1, [email.delivery_id, webhook.delivery_id])
+
+        assert kept == {email.delivery_id}
+        assert await store.claim_due_deliveries(W3, 10) == []
+        assert not await store.settle_delivery(W1, webhook.delivery_id, Delivered(), None)
+        assert await store.settle_delivery(W1, email.delivery_id, Delivered(), None)
+        assert await store.settle_delivery(W2, webhook.delivery_id, Delivered(), None)
+
+    loop.run(scenario())
+
+
+def test_handed_back_deliveries_are_due_at_once_for_any_worker(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        await store.set_preference(USER, KIND, ALL_CHANNELS)
+        recorded = await submit_one(store, make_event("e1"))
+        email, webhook = recorded.jobs
+        before = await delivery(store, email.delivery_id)
+
+        kept = await store.renew_claims(W1, [webhook.delivery_id], release=[email.delivery_id])
+
+        assert kept == {webhook.delivery_id}
+        assert await delivery(store, email.delivery_id) == before  # pending, due, 0 attempts
+        assert await store.backlog() == Backlog(events=0, due_deliveries=2)
+        [again] = await store.claim_due_deliveries(W2, 10)  # no lease to wait for
+        assert (again.delivery_id, again.attempts) == (email.delivery_id, 0)
+        assert again.notification == email.notification
+        assert not await store.settle_delivery(W1, email.delivery_id, Delivered(), None)
+        assert await store.settle_delivery(W2, email.delivery_id, Delivered(), None)
+
+    loop.run(scenario())
+
+
+def test_a_handed_back_retry_keeps_its_status_and_attempts(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        _, job = await only_job(store)
+        failure = ChannelFailed(error="421 later", retryable=True)
+        assert await store.settle_delivery(W1, job.delivery_id, failure, clock())
+        [retry] = await store.claim_due_deliveries(W2, 10)
+        before = await delivery(store, job.delivery_id)
+
+        assert await store.renew_claims(W2, [], release=[retry.delivery_id]) == set()
+
+        assert await delivery(store, job.delivery_id) == before
+        assert (before.status, before.attempts) == (DeliveryStatus.FAILED, 1)
+        [again] = await store.claim_due_deliveries(W3, 10)
+        assert (again.delivery_id, again.attempts) == (job.delivery_id, 1)
+
+    loop.run(scenario())
+
+
+def test_only_the_claimant_hands_a_delivery_back(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        _, job = await only_job(store)
+
+        assert await store.renew_claims(W2, [job.delivery_id], release=[job.delivery_id]) == set()
+        assert await store.claim_due_deliveries(W3, 10) == []  # still W1's
+        assert await store.settle_delivery(W1, job.delivery_id, Delivered(), None)
+        assert await store.renew_claims(W1, [], release=[job.delivery_id]) == set()
+        assert (await delivery(store, job.delivery_id)).status is DeliveryStatus.DELIVERED
+
+    loop.run(scenario())
+
+
+def test_decide_claims_only_the_deliveries_it_is_told_to_take(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    """The rest are recorded pending and unclaimed, due now, for any worker."""
+
+    async def scenario() -> None:
+        for user in (USER, "u7", "u8"):
+            await store.set_preference(user, KIND, ALL_CHANNELS)
+        events = [make_event(f"e-{user}", user_id=user) for user in (USER, "u7", "u8")]
+        await store.enqueue(events)
+
+        claim = await store.decide_claimable(W1, 10, DECIDE, take={Channel.EMAIL: 2})
+
+        jobs = [job for recorded in claim.recorded for job in recorded.jobs]
+        assert [(job.channel, job.notification.user_id) for job in jobs] == [
+            (Channel.EMAIL, USER),
+            (Channel.EMAIL, "u7"),
+        ]
+        pending = await store.deliveries(DeliveryStatus.PENDING)
+        assert len(pending) == 6
+        assert {(d.attempts, d.next_attempt_at) for d in pending} == {(0, clock())}
+        assert await store.backlog() == Backlog(events=0, due_deliveries=6)
+        left = await store.claim_due_deliveries(W2, 10)
+        assert sorted((job.channel.value, job.notification.user_id) for job in left) == [
+            ("email", "u8"),
+            ("webhook", USER),
+            ("webhook", "u7"),
+            ("webhook", "u8"),
+        ]
+        assert {job.delivery_id for job in jobs} & {job.delivery_id for job in left} == set()
+        assert await store.renew_claims(W1, [job.delivery_id for job in jobs]) == {
+            job.delivery_id for job in jobs
+        }
+
+    loop.run(scenario())
+
+
+def test_decide_without_room_claims_no_delivery(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        await store.set_preference(USER, KIND, ALL_CHANNELS)
+        await store.enqueue([make_event("e1")])
+
+        [recorded] = (await store.decide_claimable(W1, 10, DECIDE, take={})).recorded
+
+        assert recorded.jobs == ()
+        [entry] = await store.inbox(USER)
+        assert entry.dispatched_via == (Channel.IN_APP,)  # in-app needs no room
+        assert len(await store.claim_due_deliveries(W2, 10)) == 2
+
+    loop.run(scenario())
+
+
+def test_claim_due_deliveries_of_one_channel_oldest_first(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        await store.set_preference("u7", KIND, ALL_CHANNELS)
+        await store.set_preference(USER, KIND, ALL_CHANNELS)
+        await store.enqueue([make_event("first", user_id="u7")])
+        await store.enqueue([make_event("second", user_id=USER)])
+        await store.decide_claimable(W1, 1, DECIDE, take={})  # u7's deliveries, due first
+        clock.advance(timedelta(seconds=1))
+        await store.decide_claimable(W1, 1, DECIDE, take={})
+
+        [oldest] = await store.claim_due_deliveries(W2, 1, channel=Channel.WEBHOOK)
+        webhooks = await store.claim_due_deliveries(W2, 10, channel=Channel.WEBHOOK)
+        emails = await store.claim_due_deliveries(W2, 10, channel=Channel.EMAIL)
+
+        assert oldest.notification.user_id == "u7"
+        assert [job.notification.user_id for job in webhooks] == [USER]
+        assert [job.notification.user_id for job in emails] == ["u7", USER]
+        assert await store.claim_due_deliveries(W3, 10) == []
 
     loop.run(scenario())
 

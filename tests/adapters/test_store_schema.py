@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from tests.adapters.conftest import START
+from tidings.adapters.migrations import load_migrations
 from tidings.adapters.postgres import PostgresStore
 from tidings.adapters.sqlite import SqliteStore
 from tidings.core import Event, Policy, Severity, decide_with
@@ -23,8 +24,8 @@ from tidings.core.ports import Store
 from tidings.core.records import EventStatus
 from tidings.testing import FakeClock
 
-LAST_VERSION = {"sqlite": 4, "postgres": 5}
-"""The migration that ends event leases, each backend's latest."""
+LEASES_ENDED = {"sqlite": 4, "postgres": 5}
+"""The migration that ends event leases, in each backend."""
 
 
 def test_looking_at_a_missing_sqlite_file_does_not_create_it(tmp_path: Path) -> None:
@@ -37,7 +38,7 @@ def test_looking_at_a_missing_sqlite_file_does_not_create_it(tmp_path: Path) -> 
         finally:
             await store.close()
 
-    assert asyncio.run(scenario()) == LAST_VERSION["sqlite"]
+    assert asyncio.run(scenario()) == len(load_migrations("tidings.adapters.sqlite"))
     assert not path.exists()
 
 
@@ -69,7 +70,7 @@ def test_an_event_left_claimed_by_an_earlier_version_is_decided_after_migrating(
         if backend == "sqlite"
         else request.getfixturevalue("postgres_url")
     )
-    version = LAST_VERSION[backend]
+    version = LEASES_ENDED[backend]
     event = Event(
         event_id="left",
         user_id="ana",
@@ -104,8 +105,8 @@ def test_an_event_left_claimed_by_an_earlier_version_is_decided_after_migrating(
             await store.close()
 
     asyncio.run(prepare())
-    # As the database stood before the latest migration, with an event claimed under a
-    # lease through the lease-claim API that version still had.
+    # As the database stood before the migration that ended leases, with an event
+    # claimed under a lease through the lease-claim API that version still had.
     _run_sql(
         backend,
         target,

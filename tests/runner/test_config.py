@@ -41,6 +41,18 @@ def test_defaults_are_the_references() -> None:
     assert settings.dispatch.workers == 4
     assert settings.dispatch.batch_size == 2000
     assert settings.policy.cooldown == timedelta(hours=24)
+    assert settings.dispatch.shutdown_grace == 30.0
+    assert settings.dispatch.deliveries_in_hand == 64  # two rounds of 32 sends
+    assert settings.dispatch.lease == settings.lease == timedelta(seconds=10)
+
+
+def test_deliveries_in_hand_follow_the_sends_unless_given() -> None:
+    sends = load_settings({}, environ={"TIDINGS_SENDS_PER_CHANNEL": "5"})
+    assert sends.dispatch.deliveries_in_hand == 10
+    given = {"TIDINGS_SENDS_PER_CHANNEL": "5", "TIDINGS_DELIVERIES_IN_HAND": "7"}
+    assert load_settings({}, environ=given).dispatch.deliveries_in_hand == 7
+    grace = load_settings({"shutdown_grace": "2.5"}, environ={})
+    assert grace.dispatch.shutdown_grace == 2.5
 
 
 @pytest.mark.parametrize(
@@ -50,6 +62,8 @@ def test_defaults_are_the_references() -> None:
         ({"TIDINGS_POLL_INTERVAL": "soon"}, "poll_interval must be a number, got 'soon'"),
         ({"TIDINGS_DEFAULT_CHANNELS": "in_app,pager"}, "default_channels: 'pager'"),
         ({"TIDINGS_DEFAULT_MIN_SEVERITY": "loud"}, "default_min_severity must be info, watch"),
+        ({"TIDINGS_SHUTDOWN_GRACE": "0"}, "shutdown_grace must be above 0, got 0.0"),
+        ({"TIDINGS_DELIVERIES_IN_HAND": "-1"}, "deliveries_in_hand must be at least 1, got -1"),
     ],
 )
 def test_bad_values_name_the_setting(environ: dict[str, str], message: str) -> None:

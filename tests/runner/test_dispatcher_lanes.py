@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from tidings.adapters.memory import MemoryStore
-from tidings.core import Event, Severity
+from tidings.core import Channel, Event, Severity
 from tidings.core.ports import DecideFn
 from tidings.core.records import DecidedClaim, RecordedEvent
 from tidings.runner.dispatch import Dispatcher, DispatchOptions
@@ -24,10 +24,19 @@ class SlowClaims(MemoryStore):
     """Every claim takes 5 ms, as a round trip to a database would."""
 
     async def decide_claimable(
-        self, worker_id: str, limit: int, decide: DecideFn, *, lane: int = 0, lanes: int = 1
+        self,
+        worker_id: str,
+        limit: int,
+        decide: DecideFn,
+        *,
+        lane: int = 0,
+        lanes: int = 1,
+        take: Mapping[Channel, int] | None = None,
     ) -> DecidedClaim:
         await asyncio.sleep(0.005)
-        return await super().decide_claimable(worker_id, limit, decide, lane=lane, lanes=lanes)
+        return await super().decide_claimable(
+            worker_id, limit, decide, lane=lane, lanes=lanes, take=take
+        )
 
 
 class DecisionTimes(Tally):
