@@ -30,7 +30,7 @@ contracts:
 pytest:
 	$(BIN)/pytest
 
-# Every benchmark, one after another (about 5 minutes on 2 cores); the tables land in
+# Every benchmark, one after another (about 15 minutes on 2 cores); the tables land in
 # bench/RESULTS.md. PostgreSQL runs need a server: BENCH_POSTGRES_URL.
 BENCH_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
@@ -50,6 +50,9 @@ bench: install
 	  $(BIN)/python bench/smtp_concurrency.py --sample 10; \
 	  echo; echo "## Peak memory of a drain as the queue grows"; echo; \
 	  $(BIN)/python bench/memory.py; \
+	  echo; echo "## Peak memory of a runner as its outbox grows (SQLite, PostgreSQL)"; echo; \
+	  $(BIN)/python bench/outbox_memory.py; \
+	  $(BIN)/python bench/outbox_memory.py --database $(BENCH_POSTGRES_URL); \
 	} | tee bench/RESULTS.md
 
 clean:

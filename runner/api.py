@@ -356,7 +356,8 @@ class AsyncTidings:
         return task
 
     async def stop(self) -> DispatchSummary:
-        """Stop claiming, finish what is in hand (decisions and their deliveries), and
+        """Stop claiming, hand back the deliveries held but not started, let the sends
+        in flight finish within ``shutdown_grace`` (then cut and hand them back), and
         return what the run did."""
         if self._running is None:
             raise RuntimeError("the dispatcher is not running here")

@@ -43,9 +43,10 @@ _RECONNECT_TIMEOUT = 10.0
 2 s, then 4 s between attempts, before it leaves the next request to try again."""
 _CHECKOUT_TIMEOUT = 10.0
 """How long a request waits for a pooled connection before the store is unavailable."""
-_GROW_AFTER = 0.02
-"""Seconds a request waits for a connection in use to come back before the store uses
-one more at once (``_Budget``)."""
+_PATIENCE = 0.5
+"""Seconds a request that can wait (all but a lane with work in hand) waits for a
+connection in use to come back before the store uses one more at once (``_Budget``):
+an idle runner's polls take turns even on a machine too busy to answer them at once."""
 
 _CONNECTION_LOST = (
     psycopg.OperationalError,
@@ -59,7 +60,7 @@ _CONNECTION_LOST = (
 class _Budget:
     """How many pooled connections the store uses at once: one at first; one more each
     time all are in use and a request either cannot wait (work in hand) or has waited
-    ``_GROW_AFTER`` for one to come back; up to the pool's size; and one fewer after
+    ``_PATIENCE`` for one to come back; up to the pool's size; and one fewer after
     each ``_MAX_IDLE`` during which they were all in use for less than a tenth of the
     time. An idle runner's lanes look for events at the same moment, and its renewals
     and retries now and then with them, each for a millisecond or two: they take turns
@@ -90,7 +91,7 @@ class _Budget:
         if patient and self._in_use >= self._allowed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    self._changed.wait_for(lambda: self._in_use < self._allowed), _GROW_AFTER
+                    self._changed.wait_for(lambda: self._in_use < self._allowed), _PATIENCE
                 )
             if self._in_use >= self._allowed:
                 self._count(0)

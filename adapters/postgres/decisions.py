@@ -48,11 +48,15 @@ _INDEXED_ONLY = (
 and nothing else: walk the indexes. Without them the planner, unable to estimate a
 lane filter or the rows of a JSON document, prefers reading the whole table. Set
 outside any pipeline: after a pipeline the server does not time out an idle session."""
+_UNDECIDED = "status NOT IN ('notified', 'skipped', 'rejected')"
+"""An event not decided yet: a claim may hold one decided since it read it
+(``claims.StaleClaim``), which is not written again. Said so, not as ``status =
+'pending'``, which the planner would answer by walking every pending event."""
 _REJECT = (
     "UPDATE events SET status = 'rejected', error = t.error,"
     " decided_at = coalesce(%s::timestamptz, clock_timestamp())"
     " FROM unnest(%s::bigint[], %s::text[]) AS t(seq, error)"
-    " WHERE events.seq = t.seq AND events.status = 'pending'"
+    f" WHERE events.seq = t.seq AND events.{_UNDECIDED}"
 )
 _PREFERENCES = (
     f"WITH wanted_keys AS ({_KEYS})"
@@ -89,8 +93,8 @@ _INSERT_DELIVERIES = (
 )
 # A batch's events share a few outcomes (a key's cooldown skips repeat one; the
 # timeless skips are shared by all): each distinct outcome's texts travel, are parsed
-# and are made jsonb once, and the events name theirs by position. Only pending events
-# are written: a claim may hold one decided since it read it (``claims.StaleClaim``).
+# and are made jsonb once, and the events name theirs by position. Only events not
+# decided yet are written (``_UNDECIDED``).
 _DECIDE_EVENTS = (
     "WITH outcome AS MATERIALIZED (SELECT n - 1 AS i, o->>'reason' AS reason,"
     "  (o->>'decision')::jsonb AS decision, o->>'explanation' AS explanation"
@@ -100,7 +104,7 @@ _DECIDE_EVENTS = (
     " notification_id = r.notification_id"
     " FROM json_to_recordset(%(rows)s::json)"
     "  AS r(seq bigint, status text, outcome int, notification_id text)"
-    " JOIN outcome ON outcome.i = r.outcome WHERE e.seq = r.seq AND e.status = 'pending'"
+    f" JOIN outcome ON outcome.i = r.outcome WHERE e.seq = r.seq AND e.{_UNDECIDED}"
 )
 
 

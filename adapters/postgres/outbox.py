@@ -38,9 +38,10 @@ class PostgresOutbox:
                 "  AND (claimed_by IS NULL OR lease_until <= {now})"
                 "  AND (%(channel)s::text IS NULL OR channel = %(channel)s)"
                 "  ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
-                " RETURNING id, notification_id, channel, attempts)"
+                " RETURNING id, notification_id, channel, attempts, next_attempt_at)"
                 f" SELECT c.id AS delivery_id, c.channel, c.attempts, {NOTIFICATION_COLUMNS}"
-                " FROM claimed c JOIN notifications n ON n.id = c.notification_id",
+                " FROM claimed c JOIN notifications n ON n.id = c.notification_id"
+                " ORDER BY c.next_attempt_at, c.id",
                 worker=worker_id,
                 limit=limit,
                 channel=None if channel is None else channel.value,

@@ -40,7 +40,8 @@ class SqliteOutbox:
                 " AND (claimed_by IS NULL OR lease_until <= :now)"
                 " AND (:channel IS NULL OR channel = :channel)"
                 " ORDER BY next_attempt_at LIMIT :limit)"
-                " RETURNING id AS delivery_id, notification_id, channel, attempts",
+                " RETURNING id AS delivery_id, notification_id, channel, attempts,"
+                " next_attempt_at",
                 {
                     "worker": worker_id,
                     "lease": rows.time_text(now + self._db.lease),
@@ -51,7 +52,10 @@ class SqliteOutbox:
             ).fetchall()
             return [
                 rowmaps.delivery_job(row, _notification(connection, row["notification_id"]))
-                for row in claimed
+                # RETURNING's order is unspecified: the oldest due go first.
+                for row in sorted(
+                    claimed, key=lambda row: (row["next_attempt_at"], row["delivery_id"])
+                )
             ]
 
         return await self._db.write(claim)

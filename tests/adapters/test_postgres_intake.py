@@ -164,8 +164,9 @@ def test_a_row_without_user_or_kind_falls_in_one_lane_and_is_rejected(postgres_u
 
 
 def test_a_row_marked_validated_that_is_not_is_validated_again(postgres_url: str) -> None:
-    """``validated`` is tidings' own mark; a row that carries it wrongly (a producer
-    setting it, an edit after enqueue) is checked and rejected, not trusted."""
+    """``validated`` was tidings' own mark before the intake mark (migration 0006); a
+    row a producer sets it on is checked and rejected, not trusted (more in
+    ``test_validated_mark``)."""
 
     async def scenario() -> None:
         async with producer_rows(

@@ -9,6 +9,7 @@ inside the cooldown of an event accepted after it.
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 from functools import partial
 from pathlib import Path
@@ -66,6 +67,9 @@ def test_four_runners_decide_each_keys_events_in_order(postgres_url: str, tmp_pa
     finish([start_runner(postgres_url, log, batch_size=50) for _ in range(4)], log)
 
     assert_drained(postgres_url, len(events), KEYS)
+    stopped = re.findall(r"stopped: notified (\d+); skipped (\d+)", log.read_text())
+    decided_by = [int(notified) + int(skipped) for notified, skipped in stopped]
+    assert sum(1 for count in decided_by if count) >= 2, decided_by  # the race was real
     assert count(postgres_url, DECIDED_BEFORE_AN_EARLIER_EVENT) == 0
     assert count(postgres_url, NOT_THE_FIRST_NOTIFIED) == 0
 

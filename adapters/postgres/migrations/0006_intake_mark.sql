@@ -13,12 +13,15 @@ SELECT ('x' || encode(substring(sha256(uuid_send(gen_random_uuid())) FROM 1 FOR 
 
 ALTER TABLE events ADD COLUMN intake_mark bigint;
 
+-- An AFTER trigger, not a BEFORE one: a BEFORE row trigger on UPDATE makes every update
+-- of the table lock each row a second time, the runners' own included; this one only
+-- runs for updates that name the event's fields, which tidings never makes.
 CREATE FUNCTION tidings_event_edited() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.intake_mark := NULL;
-    RETURN NEW;
+    UPDATE events SET intake_mark = NULL WHERE seq = NEW.seq AND intake_mark IS NOT NULL;
+    RETURN NULL;
 END;
 $$;
 CREATE TRIGGER events_edited
-    BEFORE UPDATE OF event_id, user_id, kind, severity, title, body, payload_json ON events
+    AFTER UPDATE OF event_id, user_id, kind, severity, title, body, payload_json ON events
     FOR EACH ROW EXECUTE FUNCTION tidings_event_edited();
