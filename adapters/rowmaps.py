@@ -13,8 +13,10 @@ from typing import Any, Protocol
 
 import attrs
 
+from tidings.adapters.zones import zone_named
 from tidings.core import Event, Preference, Severity
 from tidings.core.codec import outcome_from_mapping
+from tidings.core.quiet_hours import QuietHours, parse_clock
 from tidings.core.records import (
     DecidedEvent,
     DeliveryJob,
@@ -44,7 +46,17 @@ class Decoding:
 
 
 def preference(row: RowLike, decoding: Decoding) -> Preference:
-    return Preference(decoding.names(row["channels"]), Severity(row["min_severity"]))
+    """A preference row; ``digest`` is read where the query selected it (SQLite keeps
+    it as 0/1), else None: follow the policy."""
+    try:
+        digest = row["digest"]
+    except (KeyError, IndexError):  # not selected: a dict row, a sqlite3.Row
+        digest = None
+    return Preference(
+        decoding.names(row["channels"]),
+        Severity(row["min_severity"]),
+        digest=None if digest is None else bool(digest),
+    )
 
 
 _SEVERITIES = {severity.value: severity for severity in Severity}
@@ -175,3 +187,17 @@ def decided_event(row: RowLike, decoding: Decoding) -> DecidedEvent:
         decided_at=decided_at,
         notified=row["status"] == "notified",
     )
+
+
+def quiet_hours(row: RowLike) -> QuietHours | None:
+    """A stored quiet window (``starts``, ``ends`` as HH:MM, ``zone`` by name); None
+    for one whose zone this machine's time zone data no longer knows, so that a
+    user's deliveries go out rather than their decisions failing."""
+    try:
+        return QuietHours(
+            starts=parse_clock("from", row["starts"]),
+            ends=parse_clock("to", row["ends"]),
+            zone=zone_named(row["zone"]),
+        )
+    except ValueError:
+        return None

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from tidings.core.decision import Plan, Skip, SkipReason
+from tidings.core.decision import Hold, Plan, Skip, SkipReason
 from tidings.core.values import Channel, PreferenceSource, Severity, iso_text
 
 
@@ -30,7 +30,12 @@ def outcome_to_mapping(outcome: Plan | Skip) -> dict[str, Any]:
         "ignored_channels": list(outcome.ignored_channels),
     }
     if isinstance(outcome, Plan):
-        return {"decision": "plan", **common, "channels": [c.value for c in outcome.channels]}
+        return {
+            "decision": "plan",
+            **common,
+            "channels": [c.value for c in outcome.channels],
+            **_plan_extras(outcome),
+        }
     return {
         "decision": "skip",
         **common,
@@ -39,7 +44,30 @@ def outcome_to_mapping(outcome: Plan | Skip) -> dict[str, Any]:
         "cooldown_ends_at": (
             outcome.cooldown_ends_at.isoformat() if outcome.cooldown_ends_at else None
         ),
+        **_skip_extras(outcome),
     }
+
+
+def _plan_extras(plan: Plan) -> dict[str, Any]:
+    """What escalation and quiet hours add to a plan; nothing for a plain one, so
+    decisions recorded before them read the same."""
+    extras: dict[str, Any] = {}
+    if plan.escalated_over is not None:
+        extras["escalated_over"] = plan.escalated_over.value
+        extras["last_sent_at"] = plan.last_sent_at.isoformat() if plan.last_sent_at else None
+    if plan.hold is not None:
+        extras["held_until"] = plan.hold.until.isoformat()
+        extras["held_text"] = plan.hold.text
+    return extras
+
+
+def _skip_extras(skip: Skip) -> dict[str, Any]:
+    extras: dict[str, Any] = {}
+    if skip.last_severity is not None:
+        extras["last_severity"] = skip.last_severity.value
+    if skip.held_for_digest:
+        extras["held_for_digest"] = True
+    return extras
 
 
 def outcome_from_mapping(data: Mapping[str, Any]) -> Plan | Skip:
@@ -51,6 +79,8 @@ def outcome_from_mapping(data: Mapping[str, Any]) -> Plan | Skip:
     min_severity = Severity(data["min_severity"])
     ignored = tuple(str(name) for name in data["ignored_channels"])
     if data["decision"] == "plan":
+        escalated_over = data.get("escalated_over")
+        held_until = _moment(data.get("held_until"))
         return Plan(
             kind=kind,
             severity=severity,
@@ -58,7 +88,11 @@ def outcome_from_mapping(data: Mapping[str, Any]) -> Plan | Skip:
             source=source,
             min_severity=min_severity,
             ignored_channels=ignored,
+            escalated_over=None if escalated_over is None else Severity(escalated_over),
+            last_sent_at=_moment(data.get("last_sent_at")),
+            hold=None if held_until is None else Hold(until=held_until, text=data["held_text"]),
         )
+    last_severity = data.get("last_severity")
     return Skip(
         kind=kind,
         severity=severity,
@@ -68,6 +102,8 @@ def outcome_from_mapping(data: Mapping[str, Any]) -> Plan | Skip:
         ignored_channels=ignored,
         last_sent_at=_moment(data.get("last_sent_at")),
         cooldown_ends_at=_moment(data.get("cooldown_ends_at")),
+        last_severity=None if last_severity is None else Severity(last_severity),
+        held_for_digest=bool(data.get("held_for_digest", False)),
     )
 
 
@@ -88,7 +124,9 @@ def outcome_to_json(outcome: Plan | Skip) -> str:
         outcome.reason,
     )
     last, ends = _time_json(outcome.last_sent_at), _time_json(outcome.cooldown_ends_at)
-    return f'{head}, "last_sent_at": {last}, "cooldown_ends_at": {ends}}}'
+    extras = _skip_extras(outcome)
+    tail = f", {json.dumps(extras)[1:-1]}" if extras else ""
+    return f'{head}, "last_sent_at": {last}, "cooldown_ends_at": {ends}{tail}}}'
 
 
 @functools.lru_cache(maxsize=4096)

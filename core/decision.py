@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import attrs
 from returns.result import Failure, Result, Success
 
+from tidings.core.quiet_hours import QuietHours, held_until, hold_text
 from tidings.core.values import (
     SEVERITY_RANK,
     Channel,
@@ -36,9 +37,27 @@ class SkipReason(enum.Enum):
     __hash__ = object.__hash__  # see Severity
 
 
+HELD_CHANNELS = frozenset({Channel.EMAIL, Channel.WEBHOOK})
+"""What quiet hours hold; the inbox is silent, so in-app never waits."""
+
+
+@attrs.frozen(kw_only=True, cache_hash=True)
+class Hold:
+    """Quiet hours: the held channels' first attempt waits until ``until`` (UTC);
+    ``text`` says so where the user is ("held until 07:00 Europe/Berlin (quiet hours)")."""
+
+    until: datetime
+    text: str
+
+
 @attrs.frozen(kw_only=True, cache_hash=True)
 class Plan:
-    """Notify on ``channels``, in preference order; the rest says why."""
+    """Notify on ``channels``, in preference order; the rest says why.
+
+    ``escalated_over`` is the severity of the key's last notification (at
+    ``last_sent_at``) when this one rises above it inside the cooldown; ``hold`` is set
+    when quiet hours delay the email and webhook deliveries.
+    """
 
     kind: str
     severity: Severity
@@ -46,11 +65,18 @@ class Plan:
     source: PreferenceSource
     min_severity: Severity
     ignored_channels: tuple[str, ...] = ()
+    escalated_over: Severity | None = None
+    last_sent_at: datetime | None = None
+    hold: Hold | None = None
 
 
 @attrs.frozen(kw_only=True, cache_hash=True)
 class Skip:
-    """Do not notify, for ``reason``; the rest is what was compared to get there."""
+    """Do not notify, for ``reason``; the rest is what was compared to get there.
+
+    A cooldown skip carries ``last_severity`` when escalation compared it, and
+    ``held_for_digest`` when the event waits for the key's digest at the cooldown's end.
+    """
 
     kind: str
     severity: Severity
@@ -60,6 +86,8 @@ class Skip:
     ignored_channels: tuple[str, ...] = ()
     last_sent_at: datetime | None = None
     cooldown_ends_at: datetime | None = None
+    last_severity: Severity | None = None
+    held_for_digest: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -69,6 +97,8 @@ class DecisionInputs:
     kind_preference: Preference | None = None
     global_preference: Preference | None = None
     last_sent_at: datetime | None = None
+    last_severity: Severity | None = None
+    quiet_hours: QuietHours | None = None
 
 
 _CHANNEL_BY_NAME = {channel.value: channel for channel in Channel}
@@ -153,33 +183,28 @@ def decide(
     last_sent_at: datetime | None,
     now: datetime,
     policy: Policy = Policy(),  # noqa: B008 - Policy is frozen; one shared default is safe
+    last_severity: Severity | None = None,
+    quiet_hours: QuietHours | None = None,
 ) -> Result[Plan, Skip]:
     """Decide whether and where to notify about ``event``.
 
     Rules, first match wins: the effective preference is the per-kind row, else the
     global row's channels with the policy's minimum severity, else the policy; then
     severity below the minimum skips, no channels skips, a notification for the same
-    (user, kind) less than ``policy.cooldown`` before ``now`` (or after it) skips;
-    otherwise notify.
+    (user, kind) less than ``policy.cooldown`` before ``now`` (or after it) skips,
+    unless ``policy.escalate_past_cooldown`` and the event is more severe than that
+    notification (``last_severity``); otherwise notify. A notification inside the
+    user's ``quiet_hours`` holds its email and webhook deliveries until the window
+    ends (not a critical one, unless ``policy.quiet_hours_hold_critical``). A cooldown
+    skip is held for the key's digest when the per-kind preference's ``digest`` says
+    so, or, if it says nothing, ``policy.digest_after_cooldown``.
 
     Raises ``ValueError`` for a naive ``now`` or ``last_sent_at``: mixing naive and
     aware times is a programming error, never a skip.
     """
     if now.tzinfo is not UTC:  # the common case skips the call
         now = _as_utc("now", now)
-    if kind_preference is not None:
-        channels, ignored = _known_channels(kind_preference.channels)
-        min_severity = kind_preference.min_severity
-        source = PreferenceSource.KIND
-    elif global_preference is not None:
-        channels, ignored = _known_channels(global_preference.channels)
-        min_severity = policy.default_min_severity
-        source = PreferenceSource.GLOBAL
-    else:
-        channels, ignored = policy.default_channels, ()
-        min_severity = policy.default_min_severity
-        source = PreferenceSource.DEFAULT
-
+    channels, ignored, min_severity, source = _effective(kind_preference, global_preference, policy)
     severity = event.severity
     if SEVERITY_RANK[severity] < SEVERITY_RANK[min_severity]:
         return _skipped(
@@ -187,26 +212,91 @@ def decide(
         )
     if not channels:
         return _skipped(event.kind, severity, SkipReason.NO_CHANNELS, source, min_severity, ignored)
+    escalated_over = None
     if last_sent_at is not None:
         zone = last_sent_at.tzinfo
         last_utc = last_sent_at if zone is UTC else _as_utc("last_sent_at", last_sent_at)
         if now - last_utc < policy.cooldown:
-            ends = last_utc + policy.cooldown
-            if zone is not UTC:  # reported in the zone it was given in, to read naturally
-                ends = ends.astimezone(zone)
-            return Failure(
-                Skip(
-                    kind=event.kind,
-                    severity=severity,
-                    reason=SkipReason.COOLDOWN,
-                    source=source,
-                    min_severity=min_severity,
-                    ignored_channels=ignored,
-                    last_sent_at=last_sent_at,
-                    cooldown_ends_at=ends,
-                )
+            rises = (
+                policy.escalate_past_cooldown
+                and last_severity is not None
+                and SEVERITY_RANK[severity] > SEVERITY_RANK[last_severity]
             )
-    return _planned(event.kind, severity, channels, source, min_severity, ignored)
+            if rises:
+                escalated_over = last_severity
+            else:
+                ends = last_utc + policy.cooldown
+                if zone is not UTC:  # reported in the zone it was given in, to read naturally
+                    ends = ends.astimezone(zone)
+                return Failure(
+                    Skip(
+                        kind=event.kind,
+                        severity=severity,
+                        reason=SkipReason.COOLDOWN,
+                        source=source,
+                        min_severity=min_severity,
+                        ignored_channels=ignored,
+                        last_sent_at=last_sent_at,
+                        cooldown_ends_at=ends,
+                        last_severity=last_severity if policy.escalate_past_cooldown else None,
+                        held_for_digest=_digests(kind_preference, policy),
+                    )
+                )
+    hold = _hold(severity, channels, quiet_hours, now, policy)
+    if escalated_over is None and hold is None:
+        return _planned(event.kind, severity, channels, source, min_severity, ignored)
+    return Success(
+        Plan(
+            kind=event.kind,
+            severity=severity,
+            channels=channels,
+            source=source,
+            min_severity=min_severity,
+            ignored_channels=ignored,
+            escalated_over=escalated_over,
+            last_sent_at=last_sent_at if escalated_over is not None else None,
+            hold=hold,
+        )
+    )
+
+
+def _effective(
+    kind_preference: Preference | None, global_preference: Preference | None, policy: Policy
+) -> tuple[tuple[Channel, ...], tuple[str, ...], Severity, PreferenceSource]:
+    """The effective preference: channels, unknown names, minimum and its layer."""
+    if kind_preference is not None:
+        channels, ignored = _known_channels(kind_preference.channels)
+        return channels, ignored, kind_preference.min_severity, PreferenceSource.KIND
+    if global_preference is not None:
+        channels, ignored = _known_channels(global_preference.channels)
+        return channels, ignored, policy.default_min_severity, PreferenceSource.GLOBAL
+    return policy.default_channels, (), policy.default_min_severity, PreferenceSource.DEFAULT
+
+
+def _digests(kind_preference: Preference | None, policy: Policy) -> bool:
+    """Whether a cooldown skip waits for the key's digest: the per-kind row says so,
+    or, when it says nothing, the policy."""
+    if kind_preference is not None and kind_preference.digest is not None:
+        return kind_preference.digest
+    return policy.digest_after_cooldown
+
+
+def _hold(
+    severity: Severity,
+    channels: tuple[Channel, ...],
+    quiet_hours: QuietHours | None,
+    now: datetime,
+    policy: Policy,
+) -> Hold | None:
+    """When quiet hours hold the plan's email and webhook deliveries, until when."""
+    if quiet_hours is None or HELD_CHANNELS.isdisjoint(channels):
+        return None
+    if severity is Severity.CRITICAL and not policy.quiet_hours_hold_critical:
+        return None
+    until = held_until(quiet_hours, now)
+    if until is None:
+        return None
+    return Hold(until=until, text=hold_text(quiet_hours, until))
 
 
 def decide_with(
@@ -223,6 +313,8 @@ def decide_with(
         last_sent_at=inputs.last_sent_at,
         now=now,
         policy=policy,
+        last_severity=inputs.last_severity,
+        quiet_hours=inputs.quiet_hours,
     )
 
 

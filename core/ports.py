@@ -1,7 +1,7 @@
 """The ports: what each caller needs from a store, and from a channel, as Protocols.
 
 Each caller depends on the narrow protocol it uses: the dispatch loop on
-``DispatchStore`` (seven members), the CLI's reads on ``Inbox``, ``DeliveryLog``,
+``DispatchStore`` (nine members), the CLI's reads on ``Inbox``, ``DeliveryLog``,
 ``DecisionRecords`` and ``History``, the senders on a ``RecipientDirectory``. Each
 method is shaped like one transaction of the runner, so a SQL store can make it atomic
 (and serialised per (user, kind)) without the caller knowing how. ``Store`` is all of
@@ -18,6 +18,7 @@ from typing import Protocol
 from returns.result import Result
 
 from tidings.core.decision import DecisionInputs, Plan, Skip
+from tidings.core.quiet_hours import QuietHours
 from tidings.core.records import (
     Backlog,
     ChannelOutcome,
@@ -93,6 +94,22 @@ class DispatchStore(PendingWork, Protocol):
         pending and unclaimed, due now, for any worker's ``claim_due_deliveries``: a
         runner holds no more than it can send soon. A failure records nothing: the
         events stay pending."""
+        ...
+
+    async def decide_due_digests(
+        self,
+        worker_id: str,
+        limit: int,
+        decide: DecideFn,
+        *,
+        take: Mapping[Channel, int] | None = None,
+    ) -> DecidedClaim:
+        """In one transaction per key, serialised with its events' decisions: take up to
+        ``limit`` digests whose cooldown has ended (``core.digest``), decide each as an
+        event at this moment, record its notification and deliveries (claimed as in
+        ``decide_claimable``), and mark it decided, exactly once however many workers
+        race. Deciding a key's events sends its due digest first, so this only finds
+        the keys that had no event since."""
         ...
 
     async def claim_due_deliveries(
@@ -209,6 +226,13 @@ class PreferenceBook(Protocol):
         ...
 
     async def preferences(self, user_id: str) -> Mapping[str, Preference]: ...
+
+    async def set_quiet_hours(self, user_id: str, window: QuietHours | None) -> None:
+        """Store the user's daily quiet window (``None``: none); the zone is kept by
+        name (``QuietHours.zone_name``)."""
+        ...
+
+    async def quiet_hours(self, user_id: str) -> QuietHours | None: ...
 
 
 class RecipientDirectory(Protocol):

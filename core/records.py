@@ -165,14 +165,15 @@ class DecidedEvent:
 
 @attrs.frozen(kw_only=True)
 class Backlog:
-    """Work a store still holds: events not terminal, deliveries due by now."""
+    """Work a store still holds: events not terminal, deliveries and digests due by now."""
 
     events: int
     due_deliveries: int
+    due_digests: int = 0
 
     @property
     def empty(self) -> bool:
-        return self.events == 0 and self.due_deliveries == 0
+        return self.events == 0 and self.due_deliveries == 0 and self.due_digests == 0
 
 
 def settled_status(outcome: ChannelOutcome, retry_at: datetime | None) -> DeliveryStatus:

@@ -105,6 +105,9 @@ class Preference:
 
     channels: tuple[str, ...]
     min_severity: Severity
+    digest: bool | None = None
+    """Whether what the cooldown holds back of this kind is sent as a digest: ``None``
+    follows the policy's ``digest_after_cooldown``. Only a per-kind row sets it."""
 
 
 def _unique_channels(channels: tuple[Channel, ...]) -> tuple[Channel, ...]:
@@ -120,6 +123,14 @@ class Policy:
     )
     default_min_severity: Severity = Severity.INFO
     cooldown: timedelta = timedelta(hours=24)
+    escalate_past_cooldown: bool = False
+    """Inside the cooldown, notify an event more severe than the key's last
+    notification (and start a new cooldown) instead of skipping it."""
+    quiet_hours_hold_critical: bool = False
+    """Whether a user's quiet hours hold critical events too (by default they go out)."""
+    digest_after_cooldown: bool = False
+    """Whether what the cooldown held back is sent as one digest when it ends, for every
+    kind whose preference does not say otherwise."""
 
 
 def normalise_channel_names(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -138,7 +149,7 @@ def normalise_channel_names(names: tuple[str, ...] | list[str]) -> tuple[str, ..
 
 def stored_preference(preference: Preference) -> Preference:
     """What every store writes for ``preference``: its channel names normalised."""
-    return Preference(normalise_channel_names(preference.channels), preference.min_severity)
+    return attrs.evolve(preference, channels=normalise_channel_names(preference.channels))
 
 
 def iso_text(moment: datetime) -> str:

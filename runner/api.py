@@ -15,12 +15,14 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import Path
 from types import TracebackType
 
+from tidings.adapters.zones import zone_named
 from tidings.core import GLOBAL_KIND, Channel, Event, FieldError, Preference, Severity, parse_event
 from tidings.core.contacts import changed_recipient
+from tidings.core.quiet_hours import QuietHours, parse_clock
 from tidings.core.records import (
     UNCHANGED,
     EventRecord,
@@ -66,6 +68,16 @@ class InvalidPreferenceError(ValueError):
     """A preference tidings would not apply as given; nothing was stored."""
 
 
+class InvalidQuietHoursError(ValueError):
+    """Quiet hours refused; nothing was stored. ``problems`` maps each argument at fault
+    (``starts``, ``ends``, ``timezone``) to what is wrong with it, so that the command
+    line can name its own options instead."""
+
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        self.problems = dict(problems)
+        super().__init__("; ".join(f"{field}: {problem}" for field, problem in problems.items()))
+
+
 class InvalidRecipientError(ValueError):
     """Contact points refused; nothing was stored. ``problems`` names each field (the
     secret is never echoed)."""
@@ -79,6 +91,10 @@ GLOBAL_MINIMUM_UNUSED = (
     f"the {GLOBAL_KIND} row's minimum severity is not used: a kind without its own row"
     " takes the global row's channels and the policy's default_min_severity"
     " (rule 1); set a minimum on a per-kind row instead"
+)
+GLOBAL_DIGEST_UNUSED = (
+    f"the {GLOBAL_KIND} row takes no digest switch: a kind without its own row follows"
+    " the policy's digest_after_cooldown; set digest on a per-kind row instead"
 )
 
 
@@ -110,6 +126,45 @@ def _severity(value: Severity | str) -> Severity:
         raise InvalidPreferenceError(
             f"min_severity: must be info, watch or critical, got {value!r}"
         ) from None
+
+
+def _clock(field: str, value: str | time) -> time:
+    """A window's start or end: ``HH:MM`` text (``core.quiet_hours.parse_clock``) or a
+    wall-clock ``time`` on a whole minute, as a window holds them. Raises ValueError
+    with the problem alone (the caller names the field)."""
+    if isinstance(value, str):
+        return parse_clock(field, value)  # its message names the field: removed below
+    if not isinstance(value, time):  # for callers without a type checker
+        raise ValueError(f"must be HH:MM text or a datetime.time, not {type(value).__name__}")
+    if value.tzinfo is not None:
+        raise ValueError("must be a wall-clock time without a time zone")
+    if value.second or value.microsecond:
+        raise ValueError(f"must be a whole minute, not {value.isoformat()}")
+    return value
+
+
+def _quiet_window(starts: str | time, ends: str | time, timezone: str) -> QuietHours:
+    """The window the arguments describe, or ``InvalidQuietHoursError`` naming each
+    argument at fault."""
+    problems: dict[str, str] = {}
+    clocks: dict[str, time] = {}
+    for field, value in (("starts", starts), ("ends", ends)):
+        try:
+            clocks[field] = _clock(field, value)
+        except ValueError as error:
+            problems[field] = str(error).removeprefix(f"{field}: ")
+    if len(clocks) == 2 and clocks["starts"] == clocks["ends"]:
+        problems["ends"] = (
+            f"is the same time as the start ({clocks['starts']:%H:%M}): quiet hours must"
+            " start and end at different times"
+        )
+    try:
+        zone = zone_named(timezone)
+    except ValueError as error:
+        problems["timezone"] = str(error).removeprefix("timezone: ")
+    if problems:
+        raise InvalidQuietHoursError(problems)
+    return QuietHours(starts=clocks["starts"], ends=clocks["ends"], zone=zone)
 
 
 def _to_check(stored: Recipient | None, change: RecipientChange) -> Recipient:
@@ -257,22 +312,57 @@ class AsyncTidings:
         kind: str,
         channels: Iterable[Channel | str],
         min_severity: Severity | str | None = None,
+        *,
+        digest: bool | None = None,
     ) -> Preference:
         """Store a user's preference for ``kind`` (``_global``: for kinds without their
         own row); returns it as stored (channel names trimmed, lower-cased, deduplicated;
-        unknown names kept and ignored). ``min_severity`` defaults to info; the global
-        row takes none (``InvalidPreferenceError``): its minimum is the policy default."""
+        unknown names kept and ignored). ``min_severity`` defaults to info; ``digest``
+        says whether what the cooldown holds back is sent as a digest (None: as the
+        policy says). The global row takes neither (``InvalidPreferenceError``): its
+        minimum is the policy default, and so is its digest switch."""
         if kind == GLOBAL_KIND and min_severity is not None:
             raise InvalidPreferenceError(GLOBAL_MINIMUM_UNUSED)
+        if kind == GLOBAL_KIND and digest is not None:
+            raise InvalidPreferenceError(GLOBAL_DIGEST_UNUSED)
+        if digest is not None and not isinstance(digest, bool):
+            raise InvalidPreferenceError(
+                f"digest: must be True, False or None, not {type(digest).__name__}"
+            )
         severity = Severity.INFO if min_severity is None else _severity(min_severity)
         names = tuple(item.value if isinstance(item, Channel) else item for item in channels)
         await self._ready()
-        return await self.runtime.store.set_preference(user_id, kind, Preference(names, severity))
+        return await self.runtime.store.set_preference(
+            user_id, kind, Preference(names, severity, digest=digest)
+        )
 
     async def preferences(self, user_id: str) -> Mapping[str, Preference]:
         """The user's rows by kind (``_global`` for the global row)."""
         await self._ready()
         return await self.runtime.store.preferences(user_id)
+
+    async def set_quiet_hours(
+        self, user_id: str, *, starts: str | time, ends: str | time, timezone: str
+    ) -> QuietHours:
+        """Hold the user's deliveries every day from ``starts`` until ``ends`` (``HH:MM``
+        or a ``time``; past midnight when ``ends`` is earlier) on their clock in
+        ``timezone``, an IANA name such as ``Europe/Berlin``; replaces any window they
+        had, and returns the one stored. ``InvalidQuietHoursError`` names the bad
+        argument."""
+        window = _quiet_window(starts, ends, timezone)
+        await self._ready()
+        await self.runtime.store.set_quiet_hours(user_id, window)
+        return window
+
+    async def clear_quiet_hours(self, user_id: str) -> None:
+        """Remove the user's quiet hours (none is fine): deliveries go out at once."""
+        await self._ready()
+        await self.runtime.store.set_quiet_hours(user_id, None)
+
+    async def quiet_hours(self, user_id: str) -> QuietHours | None:
+        """The user's quiet hours, if they have any."""
+        await self._ready()
+        return await self.runtime.store.quiet_hours(user_id)
 
     async def set_recipient(
         self,

@@ -104,6 +104,9 @@ _ENVIRONMENT = {
     "TIDINGS_COOLDOWN_SECONDS": "cooldown_seconds",
     "TIDINGS_DEFAULT_CHANNELS": "default_channels",
     "TIDINGS_DEFAULT_MIN_SEVERITY": "default_min_severity",
+    "TIDINGS_ESCALATE_PAST_COOLDOWN": "escalate_past_cooldown",
+    "TIDINGS_QUIET_HOURS_HOLD_CRITICAL": "quiet_hours_hold_critical",
+    "TIDINGS_DIGEST_AFTER_COOLDOWN": "digest_after_cooldown",
     "TIDINGS_SENDS_PER_CHANNEL": "sends_per_channel",
     "TIDINGS_DELIVERIES_IN_HAND": "deliveries_in_hand",
     "TIDINGS_SHUTDOWN_GRACE": "shutdown_grace",
@@ -138,6 +141,24 @@ def _channels(name: str, value: object) -> tuple[Channel, ...]:
         return tuple(Channel(str(item).strip().lower()) for item in names if str(item).strip())
     except ValueError as error:
         raise ConfigError(f"{name}: {error}") from None
+
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def _switch(name: str, value: object) -> bool:
+    """A TOML boolean, or its spelling in an environment variable."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+POLICY_SWITCHES = ("escalate_past_cooldown", "quiet_hours_hold_critical", "digest_after_cooldown")
+"""Settings that are ``Policy`` fields of the same name, each on or off."""
 
 
 def _severity(name: str, value: object) -> Severity:
@@ -199,6 +220,18 @@ def _settings(raw: Mapping[str, object]) -> Settings:
     if "default_min_severity" in raw:
         severity = _severity("default_min_severity", raw["default_min_severity"])
         policy = attrs.evolve(policy, default_min_severity=severity)
+
+    def switch(name: str, default: bool) -> bool:
+        return _switch(name, raw[name]) if name in raw else default
+
+    policy = attrs.evolve(
+        policy,
+        escalate_past_cooldown=switch("escalate_past_cooldown", policy.escalate_past_cooldown),
+        quiet_hours_hold_critical=switch(
+            "quiet_hours_hold_critical", policy.quiet_hours_hold_critical
+        ),
+        digest_after_cooldown=switch("digest_after_cooldown", policy.digest_after_cooldown),
+    )
     if "workers" in raw:
         options = attrs.evolve(options, workers=_positive_int("workers", raw["workers"]))
     if "sends_per_channel" in raw:
@@ -237,6 +270,7 @@ _POLICY_SETTINGS = {
     "cooldown_seconds": "cooldown",
     "default_channels": "default_channels",
     "default_min_severity": "default_min_severity",
+    **{name: name for name in POLICY_SWITCHES},
 }
 
 

@@ -31,9 +31,7 @@ def sqlite_path(url: str) -> str | None:
     return path
 
 
-def open_store(
-    url: str, clock: Callable[[], datetime], lease: timedelta, pool_size: int
-) -> Store:
+def open_store(url: str, clock: Callable[[], datetime], lease: timedelta, pool_size: int) -> Store:
     """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``postgresql://...`` or
     ``memory://``. PostgreSQL keeps time by its own clock, shared by every runner, and
     opens at most ``pool_size`` pooled connections. Nothing connects yet: the first call

@@ -15,11 +15,13 @@ import atexit
 import concurrent.futures
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from datetime import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from tidings.core import Channel, Preference, Severity
+from tidings.core.quiet_hours import QuietHours
 from tidings.core.records import UNCHANGED, Notification, Recipient
 from tidings.runner.api import AsyncTidings, Clock, Field
 from tidings.runner.clock import system_clock
@@ -150,11 +152,28 @@ class Tidings:
         kind: str,
         channels: Iterable[Channel | str],
         min_severity: Severity | str | None = None,
+        *,
+        digest: bool | None = None,
     ) -> Preference:
-        return self._call(self._tidings.set_preference, user_id, kind, list(channels), min_severity)
+        return self._call(
+            self._tidings.set_preference, user_id, kind, list(channels), min_severity, digest=digest
+        )
 
     def preferences(self, user_id: str) -> Mapping[str, Preference]:
         return self._call(self._tidings.preferences, user_id)
+
+    def set_quiet_hours(
+        self, user_id: str, *, starts: str | time, ends: str | time, timezone: str
+    ) -> QuietHours:
+        return self._call(
+            self._tidings.set_quiet_hours, user_id, starts=starts, ends=ends, timezone=timezone
+        )
+
+    def clear_quiet_hours(self, user_id: str) -> None:
+        self._call(self._tidings.clear_quiet_hours, user_id)
+
+    def quiet_hours(self, user_id: str) -> QuietHours | None:
+        return self._call(self._tidings.quiet_hours, user_id)
 
     def set_recipient(
         self,

@@ -160,8 +160,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     pip = (sys.executable, "-m", "pip", "--python", python)
     run(*pip, "install", "--no-compile", f"{wheel}[testing]", cwd=work)
     site_packages = Path(
-        run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", cwd=work)
-        .strip()
+        run(
+            python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", cwd=work
+        ).strip()
     )
     host = work / "host"
     for name, text in HOST_FILES.items():
@@ -188,9 +189,7 @@ def test_site_packages_holds_tidings_alone_with_its_types_and_migrations(
     installed: Installed,
 ) -> None:
     site = installed.site_packages
-    assert not {
-        entry.name for entry in site.iterdir() if entry.name.split(".")[0] in GENERIC_NAMES
-    }
+    assert not {entry.name for entry in site.iterdir() if entry.name.split(".")[0] in GENERIC_NAMES}
     [dist_info] = site.glob("tidings-*.dist-info")
     assert (dist_info / "top_level.txt").read_text().split() == ["tidings"]
     package = site / "tidings"

@@ -53,7 +53,7 @@ from tidings.adapters.recording import CLAIMED_COLUMNS
 BUCKETS = 3840
 """The rows of ``decision_locks``."""
 
-_BUCKET = (
+KEY_BUCKET = (
     "abs(hashtextextended(coalesce(user_id, '') || chr(31) || coalesce(kind, ''), 0)"
     f" %% {BUCKETS})::integer"
 )
@@ -66,7 +66,7 @@ _NO_EVENT = (
 
 _TAKE = (
     "WITH candidate AS MATERIALIZED (SELECT * FROM"
-    f"  (SELECT {MARKED_COLUMNS}, {_BUCKET} AS bucket FROM events"
+    f"  (SELECT {MARKED_COLUMNS}, {KEY_BUCKET} AS bucket FROM events"
     "   WHERE seq > %(after)s AND status = 'pending' ORDER BY seq) AS pending"
     "  WHERE bucket %% %(lanes)s = %(lane)s LIMIT %(limit)s),"
     " held AS MATERIALIZED (SELECT bucket FROM decision_locks WHERE bucket IN"
@@ -87,7 +87,7 @@ names the last and the oldest, and the buckets passed over; then the events clai
 
 _WAIT_FOR = (
     "SELECT bucket FROM decision_locks"
-    f" WHERE bucket = (SELECT {_BUCKET} FROM events WHERE seq = %(seq)s) FOR UPDATE"
+    f" WHERE bucket = (SELECT {KEY_BUCKET} FROM events WHERE seq = %(seq)s) FOR UPDATE"
 )
 """Wait for the bucket of the event ``seq``."""
 

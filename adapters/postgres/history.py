@@ -6,9 +6,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from tidings.adapters import rowmaps
+from tidings.adapters.postgres import decisions
 from tidings.adapters.postgres.connection import PostgresDatabase
 from tidings.adapters.postgres.rows import POSTGRES
-from tidings.core import GLOBAL_KIND, Preference
+from tidings.core import Preference
 from tidings.core.decision import DecisionInputs
 from tidings.core.records import DecidedEvent, EventRecord
 
@@ -26,32 +27,11 @@ class PostgresHistory:
         return rowmaps.event_record(row, POSTGRES) if row else None
 
     async def decision_inputs(self, user_id: str, kind: str) -> tuple[DecisionInputs, datetime]:
-        async with self._db.cursor() as cursor:
-            await self._db.execute(
-                cursor,
-                "SELECT {now} AS now,"
-                " (SELECT max(created_at) FROM notifications"
-                "  WHERE user_id = %(user)s AND kind = %(kind)s) AS last_sent_at",
-                user=user_id,
-                kind=kind,
-            )
-            moment = await cursor.fetchone()
-            await cursor.execute(
-                "SELECT kind, channels, min_severity FROM notification_preferences"
-                " WHERE user_id = %s AND kind IN (%s, %s)",
-                (user_id, kind, GLOBAL_KIND),
-            )
-            found = {
-                row["kind"]: rowmaps.preference(row, POSTGRES) for row in await cursor.fetchall()
-            }
-        assert moment is not None
-        inputs = DecisionInputs(
-            kind_preference=found.get(kind),
-            global_preference=found.get(GLOBAL_KIND),
-            last_sent_at=moment["last_sent_at"],
-        )
-        now: datetime = moment["now"]
-        return inputs, now
+        key = (user_id, kind)
+        async with self._db.connection() as connection:
+            clock = self._db.clock
+            now, batch = await decisions.load_inputs(connection, {key}, clock() if clock else None)
+        return batch.for_key(key, batch.last_sent.get(key)), now
 
     async def decided_events(
         self, since: datetime, after: tuple[datetime, int] | None, limit: int
@@ -81,7 +61,7 @@ class PostgresHistory:
     async def all_preferences(self) -> Mapping[tuple[str, str], Preference]:
         async with self._db.cursor(transaction=False) as cursor:
             await cursor.execute(
-                "SELECT user_id, kind, channels, min_severity FROM notification_preferences"
+                "SELECT user_id, kind, channels, min_severity, digest FROM notification_preferences"
             )
             found = await cursor.fetchall()
         return {(row["user_id"], row["kind"]): rowmaps.preference(row, POSTGRES) for row in found}

@@ -71,11 +71,13 @@ class PostgresIntake:
                 cursor,
                 "SELECT (SELECT count(*) FROM events WHERE status = 'pending') AS events,"
                 " (SELECT count(*) FROM deliveries WHERE status IN ('pending', 'failed')"
-                " AND next_attempt_at <= {now}) AS due",
+                " AND next_attempt_at <= {now}) AS due,"
+                " (SELECT count(*) FROM digests WHERE status = 'pending'"
+                " AND due_at <= {now}) AS digests",
             )
             row = await cursor.fetchone()
         assert row is not None
-        return Backlog(events=row["events"], due_deliveries=row["due"])
+        return Backlog(events=row["events"], due_deliveries=row["due"], due_digests=row["digests"])
 
     async def wait_for_events(self, at_most: float) -> None:
         await self._db.wait_for_notify(_WAKE_CHANNEL, at_most)

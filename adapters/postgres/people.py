@@ -9,7 +9,9 @@ from psycopg import AsyncCursor
 from tidings.adapters import rowmaps
 from tidings.adapters.postgres.connection import PostgresDatabase
 from tidings.adapters.postgres.rows import NOTIFICATION_COLUMNS, POSTGRES, Row
+from tidings.adapters.zones import stored_zone
 from tidings.core.contacts import changed_recipient, disabled_webhook
+from tidings.core.quiet_hours import QuietHours
 from tidings.core.records import Notification, Recipient, RecipientChange
 from tidings.core.values import Preference, stored_preference
 
@@ -106,25 +108,51 @@ class PostgresPeople:
             await self._db.execute(
                 cursor,
                 "INSERT INTO notification_preferences"
-                " VALUES (%(user)s, %(kind)s, %(channels)s, %(minimum)s, {now})"
+                " (user_id, kind, channels, min_severity, updated_at, digest)"
+                " VALUES (%(user)s, %(kind)s, %(channels)s, %(minimum)s, {now}, %(digest)s)"
                 " ON CONFLICT (user_id, kind) DO UPDATE SET channels = excluded.channels,"
-                " min_severity = excluded.min_severity, updated_at = excluded.updated_at",
+                " min_severity = excluded.min_severity, updated_at = excluded.updated_at,"
+                " digest = excluded.digest",
                 user=user_id,
                 kind=kind,
                 channels=list(stored.channels),
                 minimum=stored.min_severity.value,
+                digest=stored.digest,
             )
         return stored
 
     async def preferences(self, user_id: str) -> Mapping[str, Preference]:
         async with self._db.cursor(transaction=False) as cursor:
             await cursor.execute(
-                "SELECT kind, channels, min_severity FROM notification_preferences"
+                "SELECT kind, channels, min_severity, digest FROM notification_preferences"
                 " WHERE user_id = %s ORDER BY kind",
                 (user_id,),
             )
             found = await cursor.fetchall()
         return {row["kind"]: rowmaps.preference(row, POSTGRES) for row in found}
+
+    # -- quiet hours -----------------------------------------------------------------
+
+    async def set_quiet_hours(self, user_id: str, window: QuietHours | None) -> None:
+        columns = None if window is None else _quiet_hours_columns(window)
+        async with self._db.cursor() as cursor:
+            if columns is None:
+                await cursor.execute("DELETE FROM quiet_hours WHERE user_id = %s", (user_id,))
+                return
+            await cursor.execute(
+                "INSERT INTO quiet_hours (user_id, starts, ends, zone) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (user_id) DO UPDATE SET starts = excluded.starts,"
+                " ends = excluded.ends, zone = excluded.zone",
+                (user_id, *columns),
+            )
+
+    async def quiet_hours(self, user_id: str) -> QuietHours | None:
+        async with self._db.cursor(transaction=False) as cursor:
+            await cursor.execute(
+                "SELECT starts, ends, zone FROM quiet_hours WHERE user_id = %s", (user_id,)
+            )
+            row = await cursor.fetchone()
+        return rowmaps.quiet_hours(row) if row else None
 
 
 async def _locked(cursor: AsyncCursor[Row], user_id: str) -> Recipient | None:
@@ -132,3 +160,8 @@ async def _locked(cursor: AsyncCursor[Row], user_id: str) -> Recipient | None:
     await cursor.execute("SELECT * FROM recipients WHERE user_id = %s FOR UPDATE", (user_id,))
     row = await cursor.fetchone()
     return rowmaps.recipient(row) if row else None
+
+
+def _quiet_hours_columns(window: QuietHours) -> tuple[str, str, str]:
+    """starts, ends ('HH:MM') and the zone's name, as the row keeps them."""
+    return f"{window.starts:%H:%M}", f"{window.ends:%H:%M}", stored_zone(window.zone).key

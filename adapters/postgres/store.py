@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from tidings.adapters.postgres.connection import PostgresDatabase
+from tidings.adapters.postgres.digests import PostgresDigests
 from tidings.adapters.postgres.history import PostgresHistory
 from tidings.adapters.postgres.intake import PostgresIntake
 from tidings.adapters.postgres.outbox import PostgresOutbox
@@ -41,6 +42,7 @@ class PostgresStore:
     ) -> None:
         database = PostgresDatabase(url, lease=lease, clock=clock, pool_size=pool_size)
         intake = PostgresIntake(database)
+        digests = PostgresDigests(database)
         outbox = PostgresOutbox(database)
         people = PostgresPeople(database)
         history = PostgresHistory(database)
@@ -48,6 +50,7 @@ class PostgresStore:
         # The dispatch loop (core.ports.DispatchStore) and the intake.
         self.max_lanes = intake.max_lanes
         self.decide_claimable = intake.decide_claimable
+        self.decide_due_digests = digests.decide_due_digests
         self.backlog = intake.backlog
         self.wait_for_events = intake.wait_for_events
         self.enqueue = intake.enqueue
@@ -66,6 +69,8 @@ class PostgresStore:
         self.disable_webhook = people.disable_webhook
         self.set_preference = people.set_preference
         self.preferences = people.preferences
+        self.set_quiet_hours = people.set_quiet_hours
+        self.quiet_hours = people.quiet_hours
         self.event_record = history.event_record
         self.decision_inputs = history.decision_inputs
         self.decided_events = history.decided_events

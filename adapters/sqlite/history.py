@@ -10,7 +10,7 @@ from tidings.adapters import rowmaps
 from tidings.adapters.sqlite import decisions, rows
 from tidings.adapters.sqlite.connection import SqliteDatabase
 from tidings.adapters.sqlite.rows import SQLITE
-from tidings.core import GLOBAL_KIND, Preference
+from tidings.core import Preference
 from tidings.core.decision import DecisionInputs
 from tidings.core.records import DecidedEvent, EventRecord
 
@@ -32,13 +32,9 @@ class SqliteHistory:
 
     async def decision_inputs(self, user_id: str, kind: str) -> tuple[DecisionInputs, datetime]:
         def read(connection: sqlite3.Connection) -> tuple[DecisionInputs, datetime]:
-            preferences, last_sent = decisions.load_inputs(connection, {(user_id, kind)})
-            inputs = DecisionInputs(
-                kind_preference=preferences.get((user_id, kind)),
-                global_preference=preferences.get((user_id, GLOBAL_KIND)),
-                last_sent_at=last_sent.get((user_id, kind)),
-            )
-            return inputs, self._db.clock()
+            now = self._db.clock()
+            batch = decisions.load_inputs(connection, {(user_id, kind)}, now)
+            return batch.for_key((user_id, kind), batch.last_sent.get((user_id, kind))), now
 
         return await self._db.read(read)
 
@@ -76,7 +72,7 @@ class SqliteHistory:
     async def all_preferences(self) -> Mapping[tuple[str, str], Preference]:
         def read(connection: sqlite3.Connection) -> dict[tuple[str, str], Preference]:
             found = connection.execute(
-                "SELECT user_id, kind, channels, min_severity FROM notification_preferences"
+                "SELECT user_id, kind, channels, min_severity, digest FROM notification_preferences"
             )
             return {(row["user_id"], row["kind"]): rowmaps.preference(row, SQLITE) for row in found}
 

@@ -56,10 +56,16 @@ class SqliteIntake:
     async def backlog(self) -> Backlog:
         def count(connection: sqlite3.Connection) -> Backlog:
             events = connection.execute(f"SELECT count(*) FROM events WHERE {OPEN_EVENTS}")
-            due = connection.execute(
-                f"SELECT count(*) FROM deliveries WHERE {DUE}", {"now": self._db.now()}
+            now = {"now": self._db.now()}
+            due = connection.execute(f"SELECT count(*) FROM deliveries WHERE {DUE}", now)
+            digests = connection.execute(
+                "SELECT count(*) FROM digests WHERE status = 'pending' AND due_at <= :now", now
             )
-            return Backlog(events=events.fetchone()[0], due_deliveries=due.fetchone()[0])
+            return Backlog(
+                events=events.fetchone()[0],
+                due_deliveries=due.fetchone()[0],
+                due_digests=digests.fetchone()[0],
+            )
 
         return await self._db.read(count)
 
@@ -105,14 +111,12 @@ class SqliteIntake:
         recorded = []
         if claimed.events:
             keys = {(e.user_id, e.kind) for e in claimed.events}
-            preferences, last_sent = decisions.load_inputs(connection, keys)
             recorder = BatchRecorder(
                 worker_id=worker_id,
                 decide=decide,
                 now=now,
                 lease=self._db.lease,
-                preferences=preferences,
-                last_sent=last_sent,
+                inputs=decisions.load_inputs(connection, keys, now),
                 take=take,
             )
             recorded = recorder.record_each(claimed.events)

@@ -9,7 +9,9 @@ from collections.abc import Mapping, Sequence
 from tidings.adapters import rowmaps
 from tidings.adapters.sqlite.connection import SqliteDatabase
 from tidings.adapters.sqlite.rows import SQLITE
+from tidings.adapters.zones import stored_zone
 from tidings.core.contacts import changed_recipient, disabled_webhook
+from tidings.core.quiet_hours import QuietHours
 from tidings.core.records import Notification, Recipient, RecipientChange
 from tidings.core.values import Preference, stored_preference
 
@@ -102,15 +104,19 @@ class SqlitePeople:
 
         def write(connection: sqlite3.Connection) -> None:
             connection.execute(
-                "INSERT INTO notification_preferences VALUES (?, ?, ?, ?, ?)"
+                "INSERT INTO notification_preferences"
+                " (user_id, kind, channels, min_severity, updated_at, digest)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (user_id, kind) DO UPDATE SET channels = excluded.channels,"
-                " min_severity = excluded.min_severity, updated_at = excluded.updated_at",
+                " min_severity = excluded.min_severity, updated_at = excluded.updated_at,"
+                " digest = excluded.digest",
                 (
                     user_id,
                     kind,
                     json.dumps(list(stored.channels)),
                     stored.min_severity.value,
                     self._db.now(),
+                    None if stored.digest is None else int(stored.digest),
                 ),
             )
 
@@ -120,7 +126,7 @@ class SqlitePeople:
     async def preferences(self, user_id: str) -> Mapping[str, Preference]:
         def read(connection: sqlite3.Connection) -> dict[str, Preference]:
             found = connection.execute(
-                "SELECT kind, channels, min_severity FROM notification_preferences"
+                "SELECT kind, channels, min_severity, digest FROM notification_preferences"
                 " WHERE user_id = ? ORDER BY kind",
                 (user_id,),
             )
@@ -128,7 +134,39 @@ class SqlitePeople:
 
         return await self._db.read(read)
 
+    # -- quiet hours -----------------------------------------------------------------
+
+    async def set_quiet_hours(self, user_id: str, window: QuietHours | None) -> None:
+        columns = None if window is None else _quiet_hours_columns(window)
+
+        def write(connection: sqlite3.Connection) -> None:
+            if columns is None:
+                connection.execute("DELETE FROM quiet_hours WHERE user_id = ?", (user_id,))
+                return
+            connection.execute(
+                "INSERT INTO quiet_hours (user_id, starts, ends, zone) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (user_id) DO UPDATE SET starts = excluded.starts,"
+                " ends = excluded.ends, zone = excluded.zone",
+                (user_id, *columns),
+            )
+
+        await self._db.write(write)
+
+    async def quiet_hours(self, user_id: str) -> QuietHours | None:
+        def read(connection: sqlite3.Connection) -> QuietHours | None:
+            row = connection.execute(
+                "SELECT starts, ends, zone FROM quiet_hours WHERE user_id = ?", (user_id,)
+            ).fetchone()
+            return rowmaps.quiet_hours(row) if row else None
+
+        return await self._db.read(read)
+
 
 def _recipient(connection: sqlite3.Connection, user_id: str) -> Recipient | None:
     row = connection.execute("SELECT * FROM recipients WHERE user_id = ?", (user_id,)).fetchone()
     return rowmaps.recipient(row) if row else None
+
+
+def _quiet_hours_columns(window: QuietHours) -> tuple[str, str, str]:
+    """starts, ends ('HH:MM') and the zone's name, as the row keeps them."""
+    return f"{window.starts:%H:%M}", f"{window.ends:%H:%M}", stored_zone(window.zone).key

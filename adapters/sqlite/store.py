@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from tidings.adapters.sqlite.connection import SqliteDatabase
+from tidings.adapters.sqlite.digests import SqliteDigests
 from tidings.adapters.sqlite.history import SqliteHistory
 from tidings.adapters.sqlite.intake import SqliteIntake
 from tidings.adapters.sqlite.outbox import SqliteOutbox
@@ -30,6 +31,7 @@ class SqliteStore:
     ) -> None:
         database = SqliteDatabase(path, clock, lease)
         intake = SqliteIntake(database)
+        digests = SqliteDigests(database)
         outbox = SqliteOutbox(database)
         people = SqlitePeople(database)
         history = SqliteHistory(database)
@@ -37,6 +39,7 @@ class SqliteStore:
         # The dispatch loop (core.ports.DispatchStore) and the intake.
         self.max_lanes = intake.max_lanes
         self.decide_claimable = intake.decide_claimable
+        self.decide_due_digests = digests.decide_due_digests
         self.backlog = intake.backlog
         self.wait_for_events = intake.wait_for_events
         self.enqueue = intake.enqueue
@@ -55,6 +58,8 @@ class SqliteStore:
         self.disable_webhook = people.disable_webhook
         self.set_preference = people.set_preference
         self.preferences = people.preferences
+        self.set_quiet_hours = people.set_quiet_hours
+        self.quiet_hours = people.quiet_hours
         self.event_record = history.event_record
         self.decision_inputs = history.decision_inputs
         self.decided_events = history.decided_events

@@ -22,7 +22,7 @@ from tidings.core.ports import StoreUnavailable
 from tidings.runner import bootstrap
 from tidings.runner.api import AsyncTidings
 from tidings.runner.cli.parser import Command, build_parser
-from tidings.runner.config import ConfigError, Settings
+from tidings.runner.config import POLICY_SWITCHES, ConfigError, Settings
 from tidings.runner.telemetry import configure_logging
 
 
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = bootstrap.settings_for(
             getattr(args, "database", None),
             config_file=getattr(args, "config", None),
-            overrides={"workers": getattr(args, "workers", None)},
+            overrides={name: getattr(args, name, None) for name in ("workers", *POLICY_SWITCHES)},
         )
         return asyncio.run(_main(args, settings))
     except (ConfigError, bootstrap.SchemaNotReady) as error:

@@ -118,12 +118,23 @@ def _intake_commands(command: AddCommand) -> None:
         action="store_true",
         help="exit once the intake is drained and no delivery is due now",
     )
+    for switch, what in _POLICY_SWITCH_HELP.items():
+        flag = f"--{switch.replace('_', '-')}"
+        run.add_argument(flag, action="store_true", default=None, help=what)
     run.add_argument(
         "--metrics-port",
         type=_PORT,
         metavar="PORT",
         help="serve Prometheus /metrics and /healthz on 127.0.0.1:PORT while running",
     )
+
+
+_POLICY_SWITCH_HELP = {
+    "escalate_past_cooldown": "notify a rise in severity inside the cooldown (and start a new one)",
+    "quiet_hours_hold_critical": "let quiet hours hold critical events too",
+    "digest_after_cooldown": "send what the cooldown held back as one digest when it ends",
+}
+"""The policy's switches, as flags of ``run`` (``TIDINGS_*`` and TOML set them too)."""
 
 
 def _user_commands(
@@ -147,9 +158,35 @@ def _user_commands(
         help=f"info (default), watch or critical; not for {GLOBAL_KIND}, whose minimum is"
         " the policy default",
     )
-    prefs_show = prefs_sub.add_parser("show", parents=[common], help="list a user's preferences")
+    digest = prefs_set.add_mutually_exclusive_group()
+    digest.add_argument(
+        "--digest",
+        action="store_const",
+        const=True,
+        help="send what this kind's cooldown holds back as one digest when it ends"
+        f" (neither flag: as the policy says; not for {GLOBAL_KIND})",
+    )
+    digest.add_argument(
+        "--no-digest", dest="digest", action="store_const", const=False, help="never digest it"
+    )
+    prefs_show = prefs_sub.add_parser(
+        "show", parents=[common], help="list a user's preferences and quiet hours"
+    )
     prefs_show.set_defaults(handler=people_commands.prefs_show)
     prefs_show.add_argument("user")
+    quiet = prefs_sub.add_parser(
+        "quiet-hours",
+        parents=[common],
+        help="set, clear (--off) or show a user's daily quiet hours",
+        description="Hold a user's deliveries every day from --from until --to on their"
+        " clock in --timezone (past midnight when --to is earlier). With no option: show.",
+    )
+    quiet.set_defaults(handler=people_commands.prefs_quiet_hours)
+    quiet.add_argument("user")
+    quiet.add_argument("--from", dest="from", metavar="HH:MM", help="when quiet starts")
+    quiet.add_argument("--to", metavar="HH:MM", help="when it ends (deliveries go out)")
+    quiet.add_argument("--timezone", metavar="ZONE", help="an IANA name such as Europe/Berlin")
+    quiet.add_argument("--off", action="store_true", help="remove the user's quiet hours")
 
     inbox = command("inbox", people_commands.inbox, "a user's in-app notifications, newest first")
     inbox.add_argument("user")
@@ -218,7 +255,8 @@ def _operations_commands(command: AddCommand) -> None:
         "--policy",
         type=Path,
         metavar="FILE",
-        help="TOML with cooldown_seconds, default_channels, default_min_severity;"
+        help="TOML with cooldown_seconds, default_channels, default_min_severity,"
+        " escalate_past_cooldown, quiet_hours_hold_critical, digest_after_cooldown;"
         " settings it leaves out stay as configured",
     )
     simulate.add_argument(

@@ -1,6 +1,6 @@
-"""``tidings prefs``, ``inbox``, ``read`` and ``recipients``: a user's preferences, in-app
-inbox and contact points, through the Python API (runner/api.py), so its rules are the
-command line's."""
+"""``tidings prefs``, ``inbox``, ``read`` and ``recipients``: a user's preferences, quiet
+hours, in-app inbox and contact points, through the Python API (runner/api.py), so its
+rules are the command line's."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import argparse
 import sys
 
 from tidings.core import GLOBAL_KIND, Preference
-from tidings.runner.api import AsyncTidings, InvalidPreferenceError, InvalidRecipientError
+from tidings.core.quiet_hours import QuietHours
+from tidings.runner.api import (
+    AsyncTidings,
+    InvalidPreferenceError,
+    InvalidQuietHoursError,
+    InvalidRecipientError,
+)
 from tidings.runner.output import emit, notification_json, table
 from tidings.runner.telemetry import (
     shown_url,
@@ -18,7 +24,9 @@ from tidings.runner.telemetry import (
 async def prefs_set(args: argparse.Namespace, tidings: AsyncTidings) -> int:
     channels = tuple(name for name in args.channels.split(",")) if args.channels else ()
     try:
-        stored = await tidings.set_preference(args.user, args.kind, channels, args.min_severity)
+        stored = await tidings.set_preference(
+            args.user, args.kind, channels, args.min_severity, digest=args.digest
+        )
     except InvalidPreferenceError as error:
         print(f"rejected: {error}", file=sys.stderr)
         return 2
@@ -30,18 +38,25 @@ async def prefs_set(args: argparse.Namespace, tidings: AsyncTidings) -> int:
         )
     minimum = _minimum(args.kind, stored)
     layer = "global" if args.kind == GLOBAL_KIND else f"kind {args.kind}"
+    # The global row has no digest switch: kinds without their own row follow the policy.
+    digest = "" if args.kind == GLOBAL_KIND else f", digest {_DIGEST_TEXT[stored.digest]}"
     emit(
         args.json,
         f"{args.user} {layer}: channels {','.join(stored.channels) or '(none: silent)'}, "
-        f"min severity {minimum or 'the policy default'}",
+        f"min severity {minimum or 'the policy default'}{digest}",
         {
             "user_id": args.user,
             "kind": args.kind,
             "channels": list(stored.channels),
             "min_severity": minimum,
+            "digest": stored.digest,
         },
     )
     return 0
+
+
+_DIGEST_TEXT = {True: "on", False: "off", None: "as the policy says"}
+_DIGEST_CELL = {True: "on", False: "off", None: "(policy)"}
 
 
 def _minimum(kind: str, preference: Preference) -> str | None:
@@ -52,22 +67,101 @@ def _minimum(kind: str, preference: Preference) -> str | None:
 
 async def prefs_show(args: argparse.Namespace, tidings: AsyncTidings) -> int:
     found = await tidings.preferences(args.user)
+    window = await tidings.quiet_hours(args.user)
     rows = [
-        (kind, ",".join(p.channels) or "(silent)", _minimum(kind, p) or "(policy default)")
+        (
+            kind,
+            ",".join(p.channels) or "(silent)",
+            _minimum(kind, p) or "(policy default)",
+            _DIGEST_CELL[p.digest],
+        )
         for kind, p in found.items()
     ]
     human = (
-        table(("kind", "channels", "min_severity"), rows)
+        table(("kind", "channels", "min_severity", "digest"), rows)
         if rows
         else (f"{args.user} has no preferences: the policy defaults apply")
     )
+    if window is not None:
+        human += f"\n{_quiet_hours_line(args.user, window)}"
+    # Keyed by kind, as before: a kind may be named anything, so the quiet hours cannot
+    # share these keys; ``prefs quiet-hours USER --json`` gives them.
     emit(
         args.json,
         human,
         {
-            kind: {"channels": list(p.channels), "min_severity": _minimum(kind, p)}
+            kind: {
+                "channels": list(p.channels),
+                "min_severity": _minimum(kind, p),
+                "digest": p.digest,
+            }
             for kind, p in found.items()
         },
+    )
+    return 0
+
+
+_QUIET_OPTIONS = {"starts": "--from", "ends": "--to", "timezone": "--timezone"}
+"""The API's arguments (runner/api.py) by the options that give them."""
+
+
+def _quiet_hours_line(user: str, window: QuietHours | None) -> str:
+    if window is None:
+        return f"{user} quiet hours: none"
+    return f"{user} quiet hours: {window.starts:%H:%M} to {window.ends:%H:%M} {window.zone_name}"
+
+
+def _quiet_hours_json(window: QuietHours | None) -> dict[str, str] | None:
+    if window is None:
+        return None
+    return {
+        "from": f"{window.starts:%H:%M}",
+        "to": f"{window.ends:%H:%M}",
+        "timezone": window.zone_name,
+    }
+
+
+def _quiet_hours_refusals(args: argparse.Namespace) -> list[str]:
+    """Options that do not go together: --off alone, else all three or none."""
+    given = {
+        option: vars(args)[dest] is not None
+        for dest, option in (("from", "--from"), ("to", "--to"), ("timezone", "--timezone"))
+    }
+    if args.off and any(given.values()):
+        named = ", ".join(option for option, present in given.items() if present)
+        return [f"--off: removes the quiet hours, so it takes no {named}"]
+    if not any(given.values()):
+        return []
+    return [
+        f"{option}: missing: quiet hours need --from, --to and --timezone"
+        for option, present in given.items()
+        if not present
+    ]
+
+
+async def prefs_quiet_hours(args: argparse.Namespace, tidings: AsyncTidings) -> int:
+    if refusals := _quiet_hours_refusals(args):
+        for refusal in refusals:
+            print(f"rejected: {refusal}", file=sys.stderr)
+        return 2
+    if args.off:
+        await tidings.clear_quiet_hours(args.user)
+        window = None
+    elif args.to is None:  # nothing given: show them
+        window = await tidings.quiet_hours(args.user)
+    else:
+        try:
+            window = await tidings.set_quiet_hours(
+                args.user, starts=vars(args)["from"], ends=args.to, timezone=args.timezone
+            )
+        except InvalidQuietHoursError as error:
+            for field, problem in error.problems.items():
+                print(f"rejected: {_QUIET_OPTIONS[field]}: {problem}", file=sys.stderr)
+            return 2
+    emit(
+        args.json,
+        _quiet_hours_line(args.user, window),
+        {"user_id": args.user, "quiet_hours": _quiet_hours_json(window)},
     )
     return 0
 

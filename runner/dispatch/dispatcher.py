@@ -264,10 +264,36 @@ class Dispatcher:
         deliveries left in the outbox is free."""
         hand = self._sends.hand
         while not self._stopping.is_set():
+            await self._decide_due_digests()
             for channel in SENT_CHANNELS:
                 await self._claim_due_on(channel)
             hand.room_freed.clear()
             await first_set(self._stopping, hand.room_freed, at_most=self._options.poll_interval)
+
+    async def _decide_due_digests(self) -> None:
+        """Decide the digests whose cooldown ended for keys without a new event (a
+        key's next event sends its own first), and send what they plan."""
+        hand = self._sends.hand
+        take = hand.reserve(1)
+        started = time.perf_counter()
+        try:
+            claimed = await self._call(
+                partial(
+                    self._store.decide_due_digests,
+                    self._worker_id,
+                    self._options.batch_size,
+                    self._decide,
+                    take=take,
+                )
+            )
+        finally:
+            hand.unreserve(take)
+        if claimed is not None and claimed[0].recorded:
+            claim, asked_at = claimed
+            self._observe.decided(claim.recorded, time.perf_counter() - started)
+            self._sends.start([job for digest in claim.recorded for job in digest.jobs], asked_at)
+            for channel in _left_in_outbox(claim.recorded):
+                hand.want(channel, more=True)
 
     async def _claim_due_on(self, channel: Channel) -> None:
         hand = self._sends.hand

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from tidings.core import Skip
-from tidings.core.decision import SkipReason
+from tidings.core.decision import HELD_CHANNELS, Plan, SkipReason
+from tidings.core.digest import DIGEST_PREFIX
 from tidings.core.records import ChannelOutcome, DeliveryJob, DeliveryStatus, RecordedEvent
 from tidings.core.validation import InvalidEvent
 from tidings.core.values import Channel
@@ -49,6 +50,18 @@ class MetricsObserver:
             "tidings_events_skipped",
             "Events decided without a notification, by skip reason.",
             ["reason"],
+            registry=self.registry,
+        )
+        self._digests = Counter(
+            "tidings_digests",
+            "Digests of what a cooldown held back, by outcome (notified or skipped).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self._held = Counter(
+            "tidings_deliveries_held",
+            "Email and webhook deliveries scheduled for the end of the user's quiet hours.",
+            ["channel"],
             registry=self.registry,
         )
         self._rejected = Counter(
@@ -96,17 +109,26 @@ class MetricsObserver:
 
     def decided(self, batch: Sequence[RecordedEvent], seconds: float) -> None:
         skipped: collections.Counter[str] = collections.Counter()
-        in_app = 0
+        in_app = digests = 0
         for recorded in batch:
             self._decision_seconds.observe(seconds)
             outcome = recorded.outcome
-            if isinstance(outcome, Skip):
+            if recorded.event_id.startswith(DIGEST_PREFIX):
+                # A digest is not an event: counted apart, its deliveries alike.
+                self._digests.labels(outcome=_outcome_label(outcome)).inc()
+                digests += 1
+            elif isinstance(outcome, Skip):
                 skipped[outcome.reason.value] += 1
-            elif Channel.IN_APP in outcome.channels:
+            if isinstance(outcome, Skip):
+                continue
+            if Channel.IN_APP in outcome.channels:
                 in_app += 1
+            if outcome.hold is not None:
+                for channel in HELD_CHANNELS.intersection(outcome.channels):
+                    self._held.labels(channel=channel.value).inc()
         for reason, count in skipped.items():
             self._skipped.labels(reason=reason).inc(count)
-        self._notified.inc(len(batch) - skipped.total())
+        self._notified.inc(len(batch) - digests - skipped.total())
         # In-app delivery is the notification row itself: delivered when recorded,
         # never sent, so it has no attempt and no send time.
         self._deliveries.labels(
@@ -120,3 +142,7 @@ class MetricsObserver:
         self._attempts.labels(channel=channel).inc()
         self._deliveries.labels(channel=channel, outcome=status).inc()
         self._delivery_seconds.labels(channel=channel).observe(seconds)
+
+
+def _outcome_label(outcome: Plan | Skip) -> str:
+    return "skipped" if isinstance(outcome, Skip) else "notified"

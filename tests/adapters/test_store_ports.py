@@ -30,10 +30,11 @@ def members(protocol: type) -> set[str]:
     }
 
 
-def test_the_dispatch_port_has_at_most_eight_members() -> None:
+def test_the_dispatch_port_has_at_most_nine_members() -> None:
     assert members(DispatchStore) == {
         "max_lanes",
         "decide_claimable",
+        "decide_due_digests",
         "claim_due_deliveries",
         "settle_delivery",
         "renew_claims",

@@ -112,13 +112,13 @@ def test_prefs_show_and_global_row(tidings: Tidings) -> None:
     status, out, _ = tidings("--json", "prefs", "show", "ana")
     assert status == 0
     assert json.loads(out) == {
-        "_global": {"channels": ["email", "in_app", "pager"], "min_severity": None},
-        "digest": {"channels": [], "min_severity": "watch"},
+        "_global": {"channels": ["email", "in_app", "pager"], "min_severity": None, "digest": None},
+        "digest": {"channels": [], "min_severity": "watch", "digest": None},
     }
     status, out, _ = tidings("prefs", "show", "ana")
     assert out.splitlines()[2:] == [
-        "_global  email,in_app,pager  (policy default)",
-        "digest   (silent)            watch",
+        "_global  email,in_app,pager  (policy default)  (policy)",
+        "digest   (silent)            watch             (policy)",
     ]
     status, _, err = tidings(
         "prefs", "set", "ana", "x", "--channels", "email", "--min-severity", "loud"
