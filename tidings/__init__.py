@@ -38,7 +38,10 @@ from tidings.core import (
     outcome_to_mapping,
     parse_event,
 )
+from tidings.core.decision import Hold
+from tidings.core.digest import HeldEvent, digest_event
 from tidings.core.ports import ChannelSender, RecipientDirectory, StoreUnavailable
+from tidings.core.quiet_hours import QuietHours, held_until, is_quiet
 from tidings.core.records import (
     UNCHANGED,
     ChannelFailed,
@@ -56,6 +59,7 @@ if TYPE_CHECKING:
         AsyncTidings,
         InvalidEventError,
         InvalidPreferenceError,
+        InvalidQuietHoursError,
         InvalidRecipientError,
     )
     from tidings.runner.bootstrap import SchemaNotReady
@@ -68,6 +72,7 @@ _APPLICATION_API = {
     "AsyncTidings": "tidings.runner.api",
     "InvalidEventError": "tidings.runner.api",
     "InvalidPreferenceError": "tidings.runner.api",
+    "InvalidQuietHoursError": "tidings.runner.api",
     "InvalidRecipientError": "tidings.runner.api",
     "SchemaNotReady": "tidings.runner.bootstrap",
     "DispatchSummary": "tidings.runner.telemetry.observers",
@@ -99,15 +104,19 @@ __all__ = [
     "DispatchSummary",
     "Event",
     "FieldError",
+    "HeldEvent",
+    "Hold",
     "InvalidEvent",
     "InvalidEventError",
     "InvalidPreferenceError",
+    "InvalidQuietHoursError",
     "InvalidRecipientError",
     "Notification",
     "Plan",
     "Policy",
     "Preference",
     "PreferenceSource",
+    "QuietHours",
     "Recipient",
     "RecipientDirectory",
     "SchemaNotReady",
@@ -120,7 +129,10 @@ __all__ = [
     "crossed_upward",
     "decide",
     "decide_with",
+    "digest_event",
     "explain",
+    "held_until",
+    "is_quiet",
     "normalise_channel_names",
     "outcome_from_mapping",
     "outcome_of",
