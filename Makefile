@@ -40,12 +40,16 @@ bench: install
 	  echo "Machine: $$(nproc) cores, $$(uname -m), Python $$($(BIN)/python -V | cut -d' ' -f2)."; \
 	  echo; echo "## core.decide against the plain-tuple rules"; echo; \
 	  $(BIN)/python bench/decide.py | tail -n 3; \
+	  echo; echo "## core.decide with escalation, quiet hours and digests on"; echo; \
+	  $(BIN)/python bench/decide.py --rules | tail -n 3; \
 	  echo; echo "## SQLite drain against the naive loop"; echo; \
 	  $(BIN)/python bench/dispatch.py --workload skip-heavy; \
 	  $(BIN)/python bench/dispatch.py --workload notify-heavy; \
 	  echo; echo "## PostgreSQL drain, 1 and 4 runner processes"; echo; \
 	  $(BIN)/python bench/dispatch.py --database $(BENCH_POSTGRES_URL) --processes 1; \
 	  $(BIN)/python bench/dispatch.py --database $(BENCH_POSTGRES_URL) --processes 4; \
+	  echo; echo "## PostgreSQL drain with digests on (compare with 1 process above)"; echo; \
+	  TIDINGS_DIGEST_AFTER_COOLDOWN=true $(BIN)/python bench/dispatch.py --database $(BENCH_POSTGRES_URL) --processes 1; \
 	  echo; echo "## Email through a slow SMTP server (100 ms per message)"; echo; \
 	  $(BIN)/python bench/smtp_concurrency.py --sample 10; \
 	  echo; echo "## Peak memory of a drain as the queue grows"; echo; \

@@ -477,17 +477,64 @@ class MemoryStore:
         return [found for found in decided if after is None or found.position > after][:limit]
 
     async def last_notified_before(self, moment: datetime) -> Mapping[tuple[str, str], datetime]:
-        last: dict[tuple[str, str], datetime] = {}
+        last = await self.last_notifications_before(moment)
+        return {key: at for key, (at, _) in last.items()}
+
+    async def last_notifications_before(
+        self, moment: datetime
+    ) -> Mapping[tuple[str, str], tuple[datetime, Severity]]:
+        last: dict[tuple[str, str], tuple[datetime, Severity]] = {}
         for notification in self._notifications.values():
             key = (notification.user_id, notification.kind)
-            if notification.created_at < moment and (
-                key not in last or notification.created_at > last[key]
+            if notification.created_at >= moment:
+                continue
+            known = last.get(key)
+            # Of two at one instant, the more severe: the escalation, decided later.
+            if known is None or (notification.created_at, notification.severity.rank) > (
+                known[0],
+                known[1].rank,
             ):
-                last[key] = notification.created_at
+                last[key] = (notification.created_at, notification.severity)
         return last
+
+    async def held_for_digests_at(
+        self, moment: datetime
+    ) -> Mapping[tuple[str, str], Sequence[HeldEvent]]:
+        """As the SQL stores; a digest decided without a notification counts as decided
+        at its due time (this store keeps no decision time for it; a runner decides it
+        then)."""
+        notified_at = {
+            notification.event_id: notification.created_at
+            for notification in self._notifications.values()
+            if notification.event_id in self._digests
+        }
+        held: dict[tuple[str, str], list[HeldEvent]] = {}
+        for digest_id, row in self._digests.items():
+            decided_at = (
+                None
+                if row.status is EventStatus.PENDING
+                else notified_at.get(digest_id, row.due_at)
+            )
+            if decided_at is not None and decided_at < moment:
+                continue
+            events = [self._held_event(event_id) for event_id in row.held]
+            if before := [event for event in events if event.held_at < moment]:
+                held[(row.user_id, row.kind)] = before
+        return held
+
+    async def digests_notified_since(self, moment: datetime) -> Mapping[tuple[str, str], int]:
+        sent: dict[tuple[str, str], int] = {}
+        for notification in self._notifications.values():
+            if notification.event_id in self._digests and notification.created_at >= moment:
+                key = (notification.user_id, notification.kind)
+                sent[key] = sent.get(key, 0) + 1
+        return sent
 
     async def all_preferences(self) -> Mapping[tuple[str, str], Preference]:
         return dict(self._preferences)
+
+    async def all_quiet_hours(self) -> Mapping[str, QuietHours]:
+        return dict(self._quiet_hours)
 
     # -- recipients ----------------------------------------------------------------
 

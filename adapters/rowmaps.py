@@ -32,6 +32,12 @@ from tidings.core.values import Channel
 _EVENT_FIELDS = ("event_id", "user_id", "kind", "severity", "title", "body", "payload_json")
 
 
+SEVERITY_RANK_SQL = "CASE severity WHEN 'critical' THEN 2 WHEN 'watch' THEN 1 ELSE 0 END"
+"""A severity's rank in SQL (both dialects): of two notifications of a key recorded at
+the same instant (a digest and an escalation above it in one batch, or two
+escalations), the later is the more severe, so it is the key's last."""
+
+
 class RowLike(Protocol):
     def __getitem__(self, key: str, /) -> Any: ...
 

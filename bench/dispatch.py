@@ -500,9 +500,22 @@ class RunnerRun:
     notified: int
 
 
+_PASSED_THROUGH = frozenset(
+    f"TIDINGS_{name.upper()}"
+    for name in ("escalate_past_cooldown", "quiet_hours_hold_critical", "digest_after_cooldown")
+)
+"""The policy's switches: kept, so that the same command measures a rule on and off
+(``TIDINGS_DIGEST_AFTER_COOLDOWN=true .venv/bin/python bench/dispatch.py ...``)."""
+
+
 def _runner_environment() -> dict[str, str]:
-    """The caller's environment without any ``TIDINGS_*`` setting, but a short poll."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("TIDINGS_")}
+    """The caller's environment without any ``TIDINGS_*`` setting but the policy's
+    switches, and a short poll."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("TIDINGS_") or name in _PASSED_THROUGH
+    }
     env["TIDINGS_POLL_INTERVAL"] = "0.05"
     return env
 

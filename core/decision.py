@@ -242,7 +242,7 @@ def decide(
                         held_for_digest=_digests(kind_preference, policy),
                     )
                 )
-    hold = _hold(severity, channels, quiet_hours, now, policy)
+    hold = None if quiet_hours is None else _hold(severity, channels, quiet_hours, now, policy)
     if escalated_over is None and hold is None:
         return _planned(event.kind, severity, channels, source, min_severity, ignored)
     return Success(
@@ -284,12 +284,12 @@ def _digests(kind_preference: Preference | None, policy: Policy) -> bool:
 def _hold(
     severity: Severity,
     channels: tuple[Channel, ...],
-    quiet_hours: QuietHours | None,
+    quiet_hours: QuietHours,
     now: datetime,
     policy: Policy,
 ) -> Hold | None:
     """When quiet hours hold the plan's email and webhook deliveries, until when."""
-    if quiet_hours is None or HELD_CHANNELS.isdisjoint(channels):
+    if HELD_CHANNELS.isdisjoint(channels):
         return None
     if severity is Severity.CRITICAL and not policy.quiet_hours_hold_critical:
         return None

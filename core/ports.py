@@ -18,6 +18,7 @@ from typing import Protocol
 from returns.result import Result
 
 from tidings.core.decision import DecisionInputs, Plan, Skip
+from tidings.core.digest import HeldEvent
 from tidings.core.quiet_hours import QuietHours
 from tidings.core.records import (
     Backlog,
@@ -32,7 +33,7 @@ from tidings.core.records import (
     Recipient,
     RecipientChange,
 )
-from tidings.core.values import Channel, Event, Preference
+from tidings.core.values import Channel, Event, Preference, Severity
 
 
 class StoreUnavailable(Exception):
@@ -179,11 +180,35 @@ class History(Protocol):
         ...
 
     async def last_notified_before(self, moment: datetime) -> Mapping[tuple[str, str], datetime]:
-        """Each (user, kind)'s last notification before ``moment``: a replay's
-        starting cooldowns."""
+        """Each (user, kind)'s last notification before ``moment``: when it was
+        recorded (``last_notifications_before`` adds its severity)."""
+        ...
+
+    async def last_notifications_before(
+        self, moment: datetime
+    ) -> Mapping[tuple[str, str], tuple[datetime, Severity]]:
+        """Each (user, kind)'s last notification before ``moment``, when it was recorded
+        and its severity: a replay's starting cooldowns, and what an escalation past
+        them compares. Of notifications recorded at the same instant (an escalation
+        over a digest), the most severe, which was the later decided."""
+        ...
+
+    async def held_for_digests_at(
+        self, moment: datetime
+    ) -> Mapping[tuple[str, str], Sequence[HeldEvent]]:
+        """The events held before ``moment`` for digests not decided before it, by key,
+        in the order they were held: the digests pending when a replay starts."""
+        ...
+
+    async def digests_notified_since(self, moment: datetime) -> Mapping[tuple[str, str], int]:
+        """How many digests notified each (user, kind) at or after ``moment``."""
         ...
 
     async def all_preferences(self) -> Mapping[tuple[str, str], Preference]: ...
+
+    async def all_quiet_hours(self) -> Mapping[str, QuietHours]:
+        """Every user's quiet hours (those whose zone this machine still knows)."""
+        ...
 
 
 class DeliveryLog(Protocol):

@@ -218,7 +218,8 @@ def test_the_host_sends_drains_and_reads_the_inbox_with_the_sync_api(
 def test_the_hosts_property_test_runs_on_the_installed_tidings_testing(
     installed: Installed,
 ) -> None:
-    """The README's example, with hypothesis and tzdata from the ``testing`` extra."""
+    """The README's example, with hypothesis from the ``testing`` extra (tzdata comes with
+    tidings itself)."""
     run(
         installed.python,
         "-c",

@@ -78,7 +78,9 @@ _PREFERENCES = (
 _LAST_SENT = (
     f"SELECT t.u, t.k, last.created_at AS last_sent_at, last.severity FROM ({_KEYS}) AS t"
     " JOIN LATERAL (SELECT created_at, severity FROM notifications n WHERE n.user_id = t.u"
-    "  AND n.kind = t.k ORDER BY created_at DESC LIMIT 1) AS last ON true"
+    "  AND n.kind = t.k AND n.created_at = (SELECT max(created_at) FROM notifications m"
+    "   WHERE m.user_id = t.u AND m.kind = t.k)"
+    f"  ORDER BY {rowmaps.SEVERITY_RANK_SQL} DESC LIMIT 1) AS last ON true"
 )
 _QUIET_HOURS = (
     "SELECT user_id, starts, ends, zone FROM quiet_hours"

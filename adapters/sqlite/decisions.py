@@ -41,7 +41,9 @@ def load_inputs(connection: sqlite3.Connection, keys: set[Key], now: datetime) -
     found = connection.execute(
         f"{wanted} SELECT u, k, last.created_at, last.severity FROM wanted"
         " JOIN notifications last ON last.id = (SELECT id FROM notifications"
-        "  WHERE user_id = u AND kind = k ORDER BY created_at DESC LIMIT 1)",
+        "  WHERE user_id = u AND kind = k AND created_at = (SELECT max(created_at)"
+        "   FROM notifications WHERE user_id = u AND kind = k)"
+        f"  ORDER BY {rowmaps.SEVERITY_RANK_SQL} DESC LIMIT 1)",
         values,
     )
     last_sent = {

@@ -12,7 +12,15 @@ from tidings.adapters.sqlite.connection import SqliteDatabase
 from tidings.adapters.sqlite.rows import SQLITE
 from tidings.core import Preference
 from tidings.core.decision import DecisionInputs
+from tidings.core.digest import HeldEvent
+from tidings.core.quiet_hours import QuietHours
 from tidings.core.records import DecidedEvent, EventRecord
+from tidings.core.values import Severity
+
+"""Breaks a tie between notifications of one key recorded at the same instant: only an
+escalation follows another inside its cooldown, and it is the more severe."""
+
+_LastNotifications = dict[tuple[str, str], tuple[datetime, Severity]]
 
 
 class SqliteHistory:
@@ -57,15 +65,63 @@ class SqliteHistory:
         return await self._db.read(read)
 
     async def last_notified_before(self, moment: datetime) -> Mapping[tuple[str, str], datetime]:
-        def read(connection: sqlite3.Connection) -> dict[tuple[str, str], datetime]:
+        last = await self.last_notifications_before(moment)
+        return {key: at for key, (at, _) in last.items()}
+
+    async def last_notifications_before(
+        self, moment: datetime
+    ) -> Mapping[tuple[str, str], tuple[datetime, Severity]]:
+        def read(connection: sqlite3.Connection) -> _LastNotifications:
             found = connection.execute(
-                "SELECT user_id, kind, max(created_at) AS last FROM notifications"
-                " WHERE created_at < ? GROUP BY user_id, kind",
+                "SELECT user_id, kind, created_at, severity FROM (SELECT user_id, kind,"
+                " created_at, severity, row_number() OVER (PARTITION BY user_id, kind"
+                f" ORDER BY created_at DESC, {rowmaps.SEVERITY_RANK_SQL} DESC) AS place"
+                " FROM notifications WHERE created_at < ?) WHERE place = 1",
                 (rows.time_text(moment),),
             )
             return {
-                (row["user_id"], row["kind"]): datetime.fromisoformat(row["last"]) for row in found
+                (row["user_id"], row["kind"]): (
+                    datetime.fromisoformat(row["created_at"]),
+                    Severity(row["severity"]),
+                )
+                for row in found
             }
+
+        return await self._db.read(read)
+
+    async def held_for_digests_at(
+        self, moment: datetime
+    ) -> Mapping[tuple[str, str], Sequence[HeldEvent]]:
+        def read(connection: sqlite3.Connection) -> dict[tuple[str, str], list[HeldEvent]]:
+            held: dict[tuple[str, str], list[HeldEvent]] = {}
+            at = rows.time_text(moment)
+            for row in connection.execute(
+                "SELECT d.user_id, d.kind, e.event_id, e.severity, e.title, e.decided_at"
+                " FROM digests d JOIN events e ON e.digest_id = d.id"
+                " WHERE (d.decided_at IS NULL OR d.decided_at >= ?) AND e.decided_at < ?"
+                " ORDER BY e.seq",
+                (at, at),
+            ):
+                held.setdefault((row["user_id"], row["kind"]), []).append(
+                    HeldEvent(
+                        event_id=row["event_id"],
+                        severity=Severity(row["severity"]),
+                        title=row["title"],
+                        held_at=datetime.fromisoformat(row["decided_at"]),
+                    )
+                )
+            return held
+
+        return await self._db.read(read)
+
+    async def digests_notified_since(self, moment: datetime) -> Mapping[tuple[str, str], int]:
+        def read(connection: sqlite3.Connection) -> dict[tuple[str, str], int]:
+            found = connection.execute(
+                "SELECT user_id, kind, count(*) AS sent FROM digests"
+                " WHERE status = 'notified' AND decided_at >= ? GROUP BY user_id, kind",
+                (rows.time_text(moment),),
+            )
+            return {(row["user_id"], row["kind"]): row["sent"] for row in found}
 
         return await self._db.read(read)
 
@@ -75,5 +131,16 @@ class SqliteHistory:
                 "SELECT user_id, kind, channels, min_severity, digest FROM notification_preferences"
             )
             return {(row["user_id"], row["kind"]): rowmaps.preference(row, SQLITE) for row in found}
+
+        return await self._db.read(read)
+
+    async def all_quiet_hours(self) -> Mapping[str, QuietHours]:
+        def read(connection: sqlite3.Connection) -> dict[str, QuietHours]:
+            found = connection.execute("SELECT user_id, starts, ends, zone FROM quiet_hours")
+            return {
+                row["user_id"]: window
+                for row in found
+                if (window := rowmaps.quiet_hours(row)) is not None
+            }
 
         return await self._db.read(read)

@@ -65,6 +65,10 @@ class SqliteStore:
         self.decided_events = history.decided_events
         self.last_notified_before = history.last_notified_before
         self.all_preferences = history.all_preferences
+        self.last_notifications_before = history.last_notifications_before
+        self.held_for_digests_at = history.held_for_digests_at
+        self.digests_notified_since = history.digests_notified_since
+        self.all_quiet_hours = history.all_quiet_hours
         # The schema and the connection.
         self.migrate = schema.migrate
         self.pending_migrations = schema.pending_migrations

@@ -106,6 +106,8 @@ async def _dry_run(args: argparse.Namespace, store: DecisionRecords, policy: Pol
                     "kind_preference": _preference_json(inputs.kind_preference),
                     "global_preference": _preference_json(inputs.global_preference),
                     "last_sent_at": inputs.last_sent_at,
+                    "last_severity": inputs.last_severity and inputs.last_severity.value,
+                    "quiet_hours": _quiet_hours_text(inputs),
                 },
             }
         )
@@ -121,7 +123,17 @@ def _inputs_text(inputs: DecisionInputs) -> str:
         return f"{channels}, min {preference.min_severity.value}"
 
     last = inputs.last_sent_at.isoformat() if inputs.last_sent_at else "never"
+    if inputs.last_severity is not None:
+        last = f"{last} ({inputs.last_severity.value})"
     return (
         f"per-kind preference: {row(inputs.kind_preference)}; "
-        f"global preference: {row(inputs.global_preference)}; last notified: {last}"
+        f"global preference: {row(inputs.global_preference)}; last notified: {last}; "
+        f"quiet hours: {_quiet_hours_text(inputs) or 'none'}"
     )
+
+
+def _quiet_hours_text(inputs: DecisionInputs) -> str | None:
+    window = inputs.quiet_hours
+    if window is None:
+        return None
+    return f"{window.starts:%H:%M} to {window.ends:%H:%M} {window.zone_name}"

@@ -242,14 +242,16 @@ def _operations_commands(command: AddCommand) -> None:
     simulate = command(
         "simulate",
         operations_commands.simulate,
-        "replay recorded events under other preferences or policy: what would have been sent",
+        "replay recorded events under other preferences or policy: what would have been"
+        " sent, digests and quiet hours' holds included",
     )
     simulate.add_argument(
         "--prefs",
         type=Path,
         metavar="FILE",
-        help='JSON {"USER": {"KIND or _global": {"channels": [...], "min_severity": ...}'
-        " or null}} over the stored preferences (null removes a row)",
+        help='JSON {"USER": {"KIND or _global": {"channels": [...], "min_severity": ...,'
+        ' "digest": true|false|null} or null}} over the stored preferences (null removes a'
+        " row; digest, per-kind rows only, overrides digest_after_cooldown)",
     )
     simulate.add_argument(
         "--policy",

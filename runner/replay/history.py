@@ -1,5 +1,5 @@
 """Replays read from a store's history, page by page, so memory stays flat however long
-the history; only the counts grow, with the users."""
+the history; only the counts grow, with the users (and the keys' memory, with the keys)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,25 @@ async def replay(
     preferences: Mapping[Key, Preference],
     policy: Policy,
     since: datetime,
+    until: datetime,
     progress: Callable[[int], None] | None = None,
     page_size: int = 5000,
 ) -> Replay:
     """Decide every event decided at or after ``since`` again, under ``preferences``
-    and ``policy``, starting from the cooldowns the real notifications before
-    ``since`` left. ``progress`` hears the running count of events after each page."""
-    replayer = Replayer(preferences, policy, await store.last_notified_before(since))
+    and ``policy`` and today's quiet hours, starting from what history left at
+    ``since``: the real last notification of each (user, kind) and the events held for
+    digests still pending then. Digests due by ``until`` (now, for the CLI) are sent;
+    later ones count as pending. ``progress`` hears the running count of events after
+    each page."""
+    replayer = Replayer(
+        preferences,
+        policy,
+        since=since,
+        last_sent=await store.last_notifications_before(since),
+        quiet_hours=await store.all_quiet_hours(),
+        held=await store.held_for_digests_at(since),
+        digests_sent=await store.digests_notified_since(since),
+    )
     after: tuple[datetime, int] | None = None
     replayed = 0
     while True:
@@ -34,5 +46,5 @@ async def replay(
         if progress is not None and page:
             progress(replayed)
         if len(page) < page_size:
-            return replayer.result()
+            return replayer.result(until)
         after = page[-1].position

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tidings.core import Channel, Preference, Severity, normalise_channel_names
+from tidings.core import GLOBAL_KIND, Channel, Preference, Severity, normalise_channel_names
 from tidings.runner.replay.engine import Key
 
 
@@ -43,13 +43,15 @@ def parse_since(text: str, now: datetime) -> datetime:
 
 
 _KNOWN_CHANNELS = tuple(channel.value for channel in Channel)
-_ROW_FIELDS = frozenset({"channels", "min_severity"})
+_ROW_FIELDS = frozenset({"channels", "min_severity", "digest"})
 
 
 def read_preference_changes(path: Path) -> dict[Key, Preference | None]:
-    """A JSON file ``{user: {kind or _global: {"channels": [...], "min_severity": ...}}}``;
-    a row ``null`` means "remove this row". Channel names are normalised as stores do;
-    unknown ones are refused, since in a what-if file they are typos."""
+    """A JSON file ``{user: {kind or _global: {"channels": [...], "min_severity": ...,
+    "digest": true|false|null}}}``; a row ``null`` means "remove this row". Channel
+    names are normalised as stores do; unknown ones are refused, since in a what-if file
+    they are typos. ``digest`` (per-kind rows only, as stores keep it) turns digests on
+    or off for the kind; null or left out follows the policy."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
@@ -69,16 +71,16 @@ def read_preference_changes(path: Path) -> dict[Key, Preference | None]:
             where = f"prefs file {path}: user {user!r}, kind {kind!r}"
             if not kind.strip():
                 raise ReplayInputError(f"{where}: the kind must not be empty")
-            changes[(user, kind)] = _preference_row(where, row)
+            changes[(user, kind)] = _preference_row(where, row, is_global=kind == GLOBAL_KIND)
     return changes
 
 
-def _preference_row(where: str, row: object) -> Preference | None:
+def _preference_row(where: str, row: object, *, is_global: bool) -> Preference | None:
     if row is None:
         return None
     if not isinstance(row, dict):
         raise ReplayInputError(
-            f"{where}: must be an object with channels and min_severity, or null"
+            f"{where}: must be an object with channels, min_severity and digest, or null"
         )
     unknown = sorted(set(row) - _ROW_FIELDS)
     if unknown:
@@ -96,11 +98,20 @@ def _preference_row(where: str, row: object) -> Preference | None:
         )
     severity = row.get("min_severity", Severity.INFO.value)
     try:
-        return Preference(names, Severity(severity))
+        minimum = Severity(severity)
     except ValueError:
         raise ReplayInputError(
             f"{where}, min_severity: must be info, watch or critical, got {severity!r}"
         ) from None
+    digest = row.get("digest")
+    if digest is not None and not isinstance(digest, bool):
+        raise ReplayInputError(f"{where}, digest: must be true, false or null, got {digest!r}")
+    if digest is not None and is_global:
+        raise ReplayInputError(
+            f"{where}, digest: only a per-kind row turns digests on or off"
+            " (the policy's digest_after_cooldown covers the rest)"
+        )
+    return Preference(names, minimum, digest=digest)
 
 
 def with_changes(

@@ -139,3 +139,28 @@ def test_a_kind_whose_preference_says_no_digest_keeps_its_skips(
         assert (await store.decide_due_digests(W1, 10, DECIDE)).recorded == ()
 
     loop.run(scenario())
+
+
+def test_of_two_escalations_in_one_batch_the_later_is_the_keys_last(
+    store: Store, loop: asyncio.Runner, clock: FakeClock
+) -> None:
+    """Both are recorded at the batch's instant; the later, more severe one is what the
+    next event must rise above (the SQL stores once picked either)."""
+
+    async def scenario() -> None:
+        await store.enqueue([make_event("info", severity=Severity.INFO)])
+        await store.decide_claimable(W1, 10, DECIDE)
+        clock.advance(timedelta(hours=1))
+        await store.enqueue(
+            [make_event("watch", severity=Severity.WATCH),
+             make_event("critical", severity=Severity.CRITICAL)]
+        )  # fmt: skip
+        recorded = (await store.decide_claimable(W1, 10, DECIDE)).recorded
+        assert [type(r.outcome) for r in recorded] == [Plan, Plan]
+        clock.advance(timedelta(hours=1))
+        await store.enqueue([make_event("again", severity=Severity.CRITICAL)])
+        [again] = (await store.decide_claimable(W1, 10, DECIDE)).recorded
+        assert isinstance(again.outcome, Skip)
+        assert again.outcome.last_severity is Severity.CRITICAL
+
+    loop.run(scenario())
