@@ -40,7 +40,7 @@ from tidings.runner.config import DispatchOptions
 from tidings.runner.dispatch.gate import StoreGate
 from tidings.runner.dispatch.hand import SENT_CHANNELS
 from tidings.runner.dispatch.sends import Sends
-from tidings.runner.dispatch.waiting import done_event, first_set
+from tidings.runner.dispatch.waiting import Arrivals, done_event, first_set
 from tidings.runner.telemetry.observers import DispatchObserver, DispatchSummary, Observers, Tally
 
 log = logging.getLogger("tidings.dispatch")
@@ -56,15 +56,15 @@ class _LaneRound:
         self._idle = 0
         self._over = asyncio.Event()
 
-    async def idle(self, at_most: float) -> bool:
-        """Wait, idle, for at most ``at_most`` seconds; true if the round is over."""
+    async def idle(self, arrived: asyncio.Event) -> bool:
+        """Wait, idle, until new events may have ``arrived``; true if the round is over
+        (every lane idle at once) instead."""
         self._idle += 1
         try:
             if self._idle == self._lanes:
                 self._over.set()
             else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._over.wait(), at_most)
+                await first_set(self._over, arrived)
             return self._over.is_set()
         finally:
             self._idle -= 1
@@ -93,6 +93,7 @@ class Dispatcher:
         self._tally = Tally()
         self._observe = Observers([self._tally, *observers])
         self._gate = StoreGate()
+        self._arrivals = Arrivals()
         self._sends = Sends(
             store,
             senders,
@@ -182,24 +183,40 @@ class Dispatcher:
     async def _work(self, until_idle: bool) -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._claim_due())
+            listening = group.create_task(self._listen())
             try:
                 await self._feed(until_idle)
             finally:
                 self._stopping.set()
+                listening.cancel()
 
     async def _feed(self, until_idle: bool) -> None:
         while not self._stopping.is_set():
+            arrived = self._arrivals.since()
             if await self._decide_lanes():
                 continue
             if self._sends.busy:
-                await self._sends.one_finished(self._options.poll_interval)
-            elif until_idle:
+                # A send finishing can end a run until idle, or free room in the hand:
+                # look again then, or as soon as new events arrive.
+                finishing = asyncio.create_task(
+                    self._sends.one_finished(self._options.poll_interval)
+                )
+                try:
+                    await first_set(arrived, done_event(finishing), self._stopping)
+                finally:
+                    finishing.cancel()
+                continue
+            if until_idle:
                 backlog = await self._call(self._store.backlog)
                 if backlog is None or backlog[0].empty:
                     return
-                await self._store.wait_for_events(self._options.poll_interval)
-            else:
-                await self._store.wait_for_events(self._options.poll_interval)
+            await first_set(arrived, self._stopping)
+
+    async def _listen(self) -> None:
+        """Announce every wake-up of the store's wait for events (``Arrivals``)."""
+        while not self._stopping.is_set():
+            await self._store.wait_for_events(self._options.poll_interval)
+            self._arrivals.announce()
 
     async def _decide_lanes(self) -> bool:
         """Every lane at once, each claiming batch after batch. A lane that finds
@@ -218,9 +235,10 @@ class Dispatcher:
     async def _drain_lane(self, lane: int, lanes_round: _LaneRound) -> bool:
         found = False
         while not self._stopping.is_set():
+            arrived = self._arrivals.since()
             if await self._claim_and_decide(lane):
                 found = True
-            elif await lanes_round.idle(self._options.poll_interval):
+            elif await lanes_round.idle(arrived):
                 break
         return found
 

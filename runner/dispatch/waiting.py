@@ -28,3 +28,25 @@ def done_event(task: asyncio.Task[None]) -> asyncio.Event:
     done = asyncio.Event()
     task.add_done_callback(lambda _: done.set())
     return done
+
+
+class Arrivals:
+    """Word that new events may have arrived, for every lane at once.
+
+    One task (``listen``) waits on the store (PostgreSQL: LISTEN/NOTIFY; SQLite: its
+    poll interval) and announces each wake-up. A lane takes the current ``since()``
+    before it claims, and when its claim found nothing waits on it: an announcement
+    made while it was claiming has already set it, so no arrival falls between the
+    claim and the wait.
+    """
+
+    def __init__(self) -> None:
+        self._next = asyncio.Event()
+
+    def since(self) -> asyncio.Event:
+        """Set at the first announcement from now on."""
+        return self._next
+
+    def announce(self) -> None:
+        self._next.set()
+        self._next = asyncio.Event()
