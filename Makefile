@@ -52,6 +52,11 @@ bench: install
 	  TIDINGS_DIGEST_AFTER_COOLDOWN=true $(BIN)/python bench/dispatch.py --database $(BENCH_POSTGRES_URL) --processes 1; \
 	  echo; echo "## Email through a slow SMTP server (100 ms per message)"; echo; \
 	  $(BIN)/python bench/smtp_concurrency.py --sample 10; \
+	  echo; echo "## SMTP connections pooled against one per email (STARTTLS, AUTH)"; echo; \
+	  $(BIN)/python bench/smtp_pool.py --rounds 3; \
+	  echo; echo "## Latency from a producer's INSERT to the notification"; echo; \
+	  $(BIN)/python bench/latency.py --database $(BENCH_POSTGRES_URL); \
+	  $(BIN)/python bench/latency.py; \
 	  echo; echo "## Peak memory of a drain as the queue grows"; echo; \
 	  $(BIN)/python bench/memory.py; \
 	  echo; echo "## Peak memory of a runner as its outbox grows (SQLite, PostgreSQL)"; echo; \

@@ -126,17 +126,22 @@ class MemoryStore:
     async def backlog(self) -> Backlog:
         now = self._clock()
         events = sum(row.status not in TERMINAL_EVENT_STATUSES for row in self._events.values())
-        due = sum(
-            row.status in _DUE_STATUSES
-            and row.next_attempt_at is not None
-            and row.next_attempt_at <= now
+        scheduled = [
+            row.next_attempt_at
             for row in self._deliveries.values()
-        )
+            if row.status in _DUE_STATUSES and row.next_attempt_at is not None
+        ]
+        due = sum(moment <= now for moment in scheduled)
         digests = sum(
             row.status is EventStatus.PENDING and row.due_at <= now
             for row in self._digests.values()
         )
-        return Backlog(events=events, due_deliveries=due, due_digests=digests)
+        return Backlog(
+            events=events,
+            due_deliveries=due,
+            due_digests=digests,
+            waiting_deliveries=len(scheduled) - due,
+        )
 
     async def renew_claims(
         self, worker_id: str, keep: Collection[str], *, release: Collection[str] = ()
@@ -197,7 +202,9 @@ class MemoryStore:
                     rejected.append((row.event.event_id, error))
         now = self._clock()
         recorder = self._recorder(worker_id, decide, now, valid, take)
-        recorded = recorder.record_each(valid)
+        recorded = recorder.record_each(
+            valid, {event.event_id: self._events[event.event_id].enqueued_at for event in valid}
+        )
         # Nothing is written until every decision is made: a decision that raises
         # leaves the store as it was.
         for event_id, error in rejected:
@@ -585,3 +592,103 @@ class MemoryStore:
 
     async def quiet_hours(self, user_id: str) -> QuietHours | None:
         return self._quiet_hours.get(user_id)
+
+    # -- retention (core.ports.Retention) ------------------------------------------------
+    # This section's own import: the methods above need no more than the module's.
+    from collections.abc import AsyncIterator
+
+    async def prune(
+        self, older_than: timedelta, *, chunk: int = 1000
+    ) -> AsyncIterator[Mapping[str, int]]:
+        """One pass, in one step: each call of this store is atomic already, so
+        ``chunk`` changes nothing. A decided digest's time is its notification's, or
+        its due time when it has none (``held_for_digests_at`` reads it so too)."""
+        gone = self._prunable_rows(self._clock() - older_than)
+        for delivery_id in gone["deliveries"]:
+            del self._deliveries[delivery_id]
+        for notification_id in gone["notifications"]:
+            del self._notifications[notification_id]
+        for event_id in gone["events"]:
+            del self._events[event_id]
+        for digest_id in gone["digests"]:
+            del self._digests[digest_id]
+        for digest_id, row in list(self._digests.items()):
+            if any(event_id in gone["events"] for event_id in row.held):
+                held = tuple(event_id for event_id in row.held if event_id not in gone["events"])
+                self._digests[digest_id] = attrs.evolve(row, held=held)
+        yield {table: len(found) for table, found in gone.items()}
+
+    async def prunable(self, older_than: timedelta) -> Mapping[str, int]:
+        gone = self._prunable_rows(self._clock() - older_than)
+        return {table: len(found) for table, found in gone.items()}
+
+    async def vacuum(self) -> tuple[int, int]:
+        """Nothing to give back: removed rows are gone from memory already."""
+        return 0, 0
+
+    def _prunable_rows(self, horizon: datetime) -> dict[str, set[str]]:
+        """The ids a pass would remove, by table, in the order it removes them."""
+        deliveries = {
+            row.id
+            for row in self._deliveries.values()
+            if self._notifications[row.notification_id].created_at < horizon
+            and row.status
+            in (DeliveryStatus.DELIVERED, DeliveryStatus.SKIPPED, DeliveryStatus.DEAD)
+            and (row.delivered_at is None or row.delivered_at < horizon)
+        }
+        notifications = self._prunable_notifications(horizon, deliveries)
+        kept = self._notifications.keys() - notifications
+        held = {
+            event_id
+            for row in self._digests.values()
+            if row.status is EventStatus.PENDING
+            for event_id in row.held
+        }
+        events = {
+            event_id
+            for event_id, row in self._events.items()
+            if row.status in TERMINAL_EVENT_STATUSES
+            and row.decided_at is not None
+            and row.decided_at < horizon
+            and row.notification_id not in kept
+            and event_id not in held
+        }
+        return {
+            "deliveries": deliveries,
+            "notifications": notifications,
+            "events": events,
+            "digests": self._prunable_digests(horizon, kept, events),
+        }
+
+    def _prunable_notifications(self, horizon: datetime, deliveries: set[str]) -> set[str]:
+        """Old ones that are not their key's latest and keep no delivery."""
+        latest: dict[tuple[str, str], datetime] = {}
+        for notification in self._notifications.values():
+            key = (notification.user_id, notification.kind)
+            latest[key] = max(latest.get(key, notification.created_at), notification.created_at)
+        delivering = {
+            row.notification_id for row in self._deliveries.values() if row.id not in deliveries
+        }
+        return {
+            notification.id
+            for notification in self._notifications.values()
+            if notification.created_at < horizon
+            and notification.created_at < latest[(notification.user_id, notification.kind)]
+            and notification.id not in delivering
+        }
+
+    def _prunable_digests(self, horizon: datetime, kept: Set[str], events: set[str]) -> set[str]:
+        """Decided before the horizon, their notification (if any) and events gone."""
+        notified = {
+            notification.event_id: notification
+            for notification in self._notifications.values()
+            if notification.event_id in self._digests
+        }
+        return {
+            digest_id
+            for digest_id, row in self._digests.items()
+            if row.status is not EventStatus.PENDING
+            and (notified[digest_id].created_at if digest_id in notified else row.due_at) < horizon
+            and (digest_id not in notified or notified[digest_id].id not in kept)
+            and all(event_id in events or event_id not in self._events for event_id in row.held)
+        }

@@ -128,17 +128,32 @@ def decision_texts(outcome: Plan | Skip) -> tuple[str, str]:
     return outcome_to_json(outcome), explain(outcome)
 
 
+def _stored_moment(value: datetime | str) -> datetime:
+    """A stored time as a store hands it back: PostgreSQL's ``timestamptz`` as it is,
+    SQLite's fixed-width ISO text parsed."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
 @attrs.frozen
 class ValidatedRows:
     """Claimed event rows sorted by validation: the events in claim order with their
-    row numbers, and the refused rows as (row number, event id, error)."""
+    row numbers and when each was stored (for ``BatchRecorder.record_each``), and the
+    refused rows as (row number, event id, error)."""
 
     events: list[Event]
     row_of: dict[str, int]
     rejected: list[tuple[int, str, InvalidEvent]]
+    enqueued_at: dict[str, datetime] = attrs.Factory(dict)
+
+    def take(self, event: Event, seq: int, enqueued_at: datetime | str) -> None:
+        self.events.append(event)
+        self.row_of[event.event_id] = seq
+        self.enqueued_at[event.event_id] = _stored_moment(enqueued_at)
 
 
-CLAIMED_COLUMNS = "seq, event_id, user_id, kind, severity, title, body, payload_json, validated"
+CLAIMED_COLUMNS = (
+    "seq, event_id, user_id, kind, severity, title, body, payload_json, validated, enqueued_at"
+)
 """What a claim selects for ``validate_rows``, in this order: positional rows (plain
 tuples from psycopg) skip building a mapping for each of thousands of rows."""
 
@@ -150,13 +165,11 @@ def validate_rows(rows: Iterable[Sequence[Any]]) -> ValidatedRows:
     for row in rows:
         seq = row[0]
         if row[8] and (event := rowmaps.validated_event(row[1:8])) is not None:
-            valid.events.append(event)
-            valid.row_of[event.event_id] = seq
+            valid.take(event, seq, row[9])
             continue
         match parse_event(rowmaps.stored_fields(row[1:8])):
             case Success(event):
-                valid.events.append(event)
-                valid.row_of[event.event_id] = seq
+                valid.take(event, seq, row[9])
             case Failure(error):
                 valid.rejected.append((seq, row[1], error))
     return valid
@@ -206,17 +219,22 @@ class BatchRecorder:
         """Pending digests (opened before or in this batch) and their new due time."""
         self.digests_decided: list[DecidedDigestRow] = []
 
-    def record_each(self, events: Sequence[Event]) -> list[RecordedEvent]:
-        """Decide and record ``events`` in order (each key's due digest first)."""
+    def record_each(
+        self, events: Sequence[Event], enqueued_at: Mapping[str, datetime] | None = None
+    ) -> list[RecordedEvent]:
+        """Decide and record ``events`` in order (each key's due digest first).
+        ``enqueued_at``: when each event (by id) was stored, which its ``RecordedEvent``
+        carries (``ValidatedRows.enqueued_at``)."""
         recorded: list[RecordedEvent] = []
+        stored = enqueued_at or {}
         for event in events:
             digest = self.record_due_digest((event.user_id, event.kind))
             if digest is not None:
                 recorded.append(digest)
-            recorded.append(self.record(event))
+            recorded.append(self.record(event, stored.get(event.event_id)))
         return recorded
 
-    def record(self, event: Event) -> RecordedEvent:
+    def record(self, event: Event, enqueued_at: datetime | None = None) -> RecordedEvent:
         key = (event.user_id, event.kind)
         outcome = outcome_of(self._decide(event, self._inputs(key), self.now))
         if isinstance(outcome, Skip):
@@ -227,8 +245,10 @@ class BatchRecorder:
                 user_id=event.user_id,
                 outcome=outcome,
                 notification_id=None,
+                enqueued_at=enqueued_at,
+                decided_at=self.now,
             )
-        recorded = self._notify(event, outcome)
+        recorded = self._notify(event, outcome, enqueued_at)
         self._decided(event, EventStatus.NOTIFIED, outcome, recorded.notification_id)
         return recorded
 
@@ -254,7 +274,7 @@ class BatchRecorder:
         else:
             recorded = RecordedEvent(
                 event_id=event.event_id, user_id=event.user_id, outcome=outcome,
-                notification_id=None,
+                notification_id=None, decided_at=self.now,
             )  # fmt: skip
         self.digests_decided.append(
             DecidedDigestRow(
@@ -286,7 +306,9 @@ class BatchRecorder:
         self._digests[key] = attrs.evolve(digest, due_at=due_at)
         return digest.id
 
-    def _notify(self, event: Event, plan: Plan) -> RecordedEvent:
+    def _notify(
+        self, event: Event, plan: Plan, enqueued_at: datetime | None = None
+    ) -> RecordedEvent:
         self._last_sent[(event.user_id, event.kind)] = (self.now, event.severity)
         notification = self._notification(event, plan)
         jobs = tuple(self._delivery(notification, channel, plan) for channel in plan.channels)
@@ -296,6 +318,8 @@ class BatchRecorder:
             outcome=plan,
             notification_id=notification.id,
             jobs=tuple(job for job in jobs if job is not None),
+            enqueued_at=enqueued_at,
+            decided_at=self.now,
         )
 
     def _notification(self, event: Event, plan: Plan) -> Notification:

@@ -99,15 +99,14 @@ async def _tidings(folder: Path, port: int, events: int, sends: int) -> tuple[fl
             for n in range(events)
         ]
     )  # fmt: skip
-    senders = {
-        **default_senders(),
-        Channel.EMAIL: EmailSender(_config(port), store, clock=system_clock),
-    }
+    email = EmailSender(_config(port), store, clock=system_clock)
+    senders = {**default_senders(), Channel.EMAIL: email}
     options = DispatchOptions(sends_per_channel=sends, poll_interval=0.05)
     dispatcher = Dispatcher(store, senders, worker_id="bench", options=options, clock=system_clock)
     started = time.perf_counter()
     await dispatcher.run(until_idle=True)
     elapsed = time.perf_counter() - started
+    await email.aclose()
     delivered = len(await store.deliveries(status=DeliveryStatus.DELIVERED, limit=events + 1))
     await store.close()
     return elapsed, delivered
@@ -127,7 +126,9 @@ async def _one_at_a_time(port: int, sample: int) -> float:
     started = time.perf_counter()
     for _ in range(sample):
         await sender.send(job)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    await sender.aclose()
+    return elapsed
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,18 +2,18 @@
 
 Each caller depends on the narrow protocol it uses: the dispatch loop on
 ``DispatchStore`` (nine members), the CLI's reads on ``Inbox``, ``DeliveryLog``,
-``DecisionRecords`` and ``History``, the senders on a ``RecipientDirectory``. Each
-method is shaped like one transaction of the runner, so a SQL store can make it atomic
-(and serialised per (user, kind)) without the caller knowing how. ``Store`` is all of
-them at once: what opening a database gives. Adapters satisfy them structurally; they
-do not inherit from them.
+``DecisionRecords`` and ``History``, the senders on a ``RecipientDirectory``, pruning
+on ``Retention``. Each method is shaped like one transaction of the runner, so a SQL
+store can make it atomic (and serialised per (user, kind)) without the caller knowing
+how. ``Store`` is all of them at once: what opening a database gives. Adapters satisfy
+them structurally; they do not inherit from them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence, Set
-from datetime import datetime
-from typing import Protocol
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence, Set
+from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
 
 from returns.result import Result
 
@@ -301,6 +301,54 @@ class StoreLifecycle(Protocol):
     async def close(self) -> None: ...
 
 
+PRUNED_TABLES = ("deliveries", "notifications", "events", "digests")
+"""The tables retention removes rows from, in the order it removes them: a delivery
+before its notification (which it references), a notification before its event and
+digest (which stay while it does)."""
+
+
+@runtime_checkable
+class Retention(Protocol):
+    """Removing what no promise needs any more, older than a horizon: ``older_than``
+    before the store's now (the database clock on PostgreSQL), read once per pass.
+
+    Removed, once older than the horizon: terminal events (notified, skipped,
+    rejected; by ``decided_at``), notifications read or unread (by ``created_at``),
+    settled deliveries (delivered, skipped, dead; their notification's age, and a
+    delivered one's ``delivered_at`` too) and decided digests (by ``decided_at``).
+    Kept whatever their age: each (user, kind)'s latest notification (all of them at
+    its latest instant), which its cooldown and escalation read; a notification with a
+    delivery pending or failed (retrying); such deliveries; an event not terminal; an
+    event held for a digest still pending, and that digest; an event or a digest whose
+    notification is kept (an event id stays unique while its notification does). So a
+    decision made after a pass is the one made before it.
+    """
+
+    def prune(
+        self, older_than: timedelta, *, chunk: int = 1000
+    ) -> AsyncIterator[Mapping[str, int]]:
+        """One pass: remove in chunks, each one short transaction over at most
+        ``chunk`` rows looked at (oldest first, through an index), yielding what each
+        chunk removed by table (``PRUNED_TABLES``) once it has committed. Between
+        chunks nothing is held: the caller may pause, or stop for good, losing nothing.
+        On PostgreSQL rows another transaction holds are passed over (``SKIP LOCKED``),
+        so passes on several runners never wait for each other or for a decision."""
+        ...
+
+    async def prunable(self, older_than: timedelta) -> Mapping[str, int]:
+        """What a pass would remove now, by table (``PRUNED_TABLES``), changing nothing."""
+        ...
+
+    async def vacuum(self) -> tuple[int, int]:
+        """Give the space of removed rows back to the file system, and the database's
+        size in bytes before and after. SQLite: switches the file to incremental
+        auto-vacuum (each pass then returns its free pages) and rewrites it once with
+        ``VACUUM``, writers waiting meanwhile; PostgreSQL: ``VACUUM (ANALYZE)`` of the
+        four tables, which makes their space reusable without locking them (only
+        ``VACUUM FULL`` would shrink the files, under an exclusive lock: never run)."""
+        ...
+
+
 class Store(
     DispatchStore,
     EventIntake,
@@ -312,6 +360,7 @@ class Store(
     RecipientBook,
     WebhookDirectory,
     StoreLifecycle,
+    Retention,
     Protocol,
 ):
     """Every port on one database: what ``runner/stores.py`` opens. Components take

@@ -116,13 +116,21 @@ ChannelOutcome = Delivered | ChannelSkipped | ChannelFailed
 
 @attrs.frozen(kw_only=True)
 class RecordedEvent:
-    """A decision as recorded, with the deliveries it created that are due now."""
+    """A decision as recorded, with the deliveries it created that are due now.
+
+    ``enqueued_at`` is when the event was stored and ``decided_at`` the moment of its
+    decision, both read from the store's clock (so their difference is the event's
+    wait, whatever the runner's clock says); a digest, which is never enqueued, has no
+    ``enqueued_at``, nor has an event of a store that does not say. They tell when, not
+    what was decided: equality leaves them out."""
 
     event_id: str
     user_id: str
     outcome: Plan | Skip
     notification_id: str | None
     jobs: tuple[DeliveryJob, ...] = ()
+    enqueued_at: datetime | None = attrs.field(default=None, eq=False)
+    decided_at: datetime | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -165,11 +173,16 @@ class DecidedEvent:
 
 @attrs.frozen(kw_only=True)
 class Backlog:
-    """Work a store still holds: events not terminal, deliveries and digests due by now."""
+    """Work a store still holds: events not terminal, deliveries and digests due by now.
+
+    ``waiting_deliveries`` are pending or failed deliveries scheduled later (a retry,
+    the end of quiet hours): work, but none for now, so neither ``empty`` nor equality
+    looks at them. A runner that drains until idle does not wait hours for them."""
 
     events: int
     due_deliveries: int
     due_digests: int = 0
+    waiting_deliveries: int = attrs.field(default=0, eq=False)
 
     @property
     def empty(self) -> bool:

@@ -15,13 +15,14 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from types import TracebackType
 
 from tidings.adapters.zones import zone_named
 from tidings.core import GLOBAL_KIND, Channel, Event, FieldError, Preference, Severity, parse_event
 from tidings.core.contacts import changed_recipient
+from tidings.core.ports import PRUNED_TABLES
 from tidings.core.quiet_hours import QuietHours, parse_clock
 from tidings.core.records import (
     UNCHANGED,
@@ -33,7 +34,7 @@ from tidings.core.records import (
 )
 from tidings.runner import bootstrap
 from tidings.runner.clock import system_clock
-from tidings.runner.config import Settings
+from tidings.runner.config import DURATION_FORMS, Settings, parse_duration
 from tidings.runner.dispatch import Dispatcher
 from tidings.runner.recipients import recipient_problems
 from tidings.runner.telemetry import DispatchSummary
@@ -417,6 +418,51 @@ class AsyncTidings:
         """Mark every unread notification of the user read; how many there were."""
         await self._ready()
         return await self.runtime.store.mark_all_read(user_id)
+
+    # -- retention -----------------------------------------------------------------------
+
+    async def prune(
+        self, older_than: timedelta | str | None = None, *, dry_run: bool = False
+    ) -> dict[str, int]:
+        """Remove what no promise needs any more once older than ``older_than`` (a
+        ``timedelta``, or text such as ``"90d"``; None: the ``retention`` setting), in
+        small chunks, each its own transaction (``core.ports.Retention`` says what is
+        kept); with ``dry_run``, count what would go and change nothing. Returns the
+        rows removed (or removable) by table: deliveries, notifications, events,
+        digests. ValueError when ``older_than`` is malformed, or None with retention
+        off."""
+        horizon = self._older_than(older_than)
+        await self._ready()
+        store = self.runtime.store
+        if dry_run:
+            return dict(await store.prunable(horizon))
+        removed = dict.fromkeys(PRUNED_TABLES, 0)
+        clock = asyncio.get_running_loop().time
+        started = clock()
+        async for chunk in store.prune(horizon):
+            for table, count in chunk.items():
+                removed[table] += count
+            # As long again as the chunk took: a SQLite runner in another process, whose
+            # writes wait for the file's one lock, gets its turn in between.
+            await asyncio.sleep(clock() - started)
+            started = clock()
+        return removed
+
+    def _older_than(self, older_than: timedelta | str | None) -> timedelta:
+        if isinstance(older_than, str):
+            try:
+                return parse_duration(older_than)
+            except ValueError as error:
+                raise ValueError(f"older_than: {error}") from None
+        if older_than is None:
+            if self.settings.dispatch.retention is None:
+                raise ValueError(
+                    f"older_than: give {DURATION_FORMS}, or set retention (TIDINGS_RETENTION)"
+                )
+            return self.settings.dispatch.retention
+        if older_than <= timedelta(0):
+            raise ValueError(f"older_than: must be above zero, got {older_than}")
+        return older_than
 
     # -- the dispatcher ------------------------------------------------------------------
 

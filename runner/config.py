@@ -8,6 +8,7 @@ of the setting rather than later in the loop.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
@@ -64,6 +65,10 @@ class DispatchOptions:
     send_timeout: float = 60.0
     shutdown_grace: float = 30.0
     retry_schedule: tuple[timedelta, ...] = DEFAULT_RETRY_SCHEDULE
+    retention: timedelta | None = None
+    """Remove what no promise needs once older than this (``core.ports.Retention``):
+    a running dispatcher applies it on its own, at start and then every quarter of it
+    (every 10 minutes at most). None (the default): keep everything."""
 
     @property
     def renew_interval(self) -> float:
@@ -112,6 +117,7 @@ _ENVIRONMENT = {
     "TIDINGS_SHUTDOWN_GRACE": "shutdown_grace",
     "TIDINGS_WEBHOOK_ALLOWED_NETWORKS": "webhook_allowed_networks",
     "TIDINGS_WEBHOOK_CA_FILE": "webhook_ca_file",
+    "TIDINGS_RETENTION": "retention",
 }
 
 
@@ -133,6 +139,46 @@ def _positive_float(name: str, value: object) -> float:
     if number <= 0:
         raise ConfigError(f"{name} must be above 0, got {number}")
     return number
+
+
+_DURATION = re.compile(r"\s*([0-9]{1,12})\s*([smhdw])\s*")
+_DURATION_UNITS = {
+    "s": timedelta(seconds=1),
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "w": timedelta(weeks=1),
+}
+_LONGEST = timedelta(days=36500)
+DURATION_FORMS = "a duration such as 90d, 2w, 12h, 30m or 3600s"
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90d``, ``2w``, ``12h``, ``30m`` or ``3600s``: above zero, at most a century.
+    ValueError naming the forms otherwise (the caller names the setting or flag)."""
+    found = _DURATION.fullmatch(text)
+    count = int(found[1]) if found else 0
+    if found is None or not 0 < count <= _LONGEST // _DURATION_UNITS[found[2]]:
+        raise ValueError(f"expected {DURATION_FORMS} (at most 36500d), got {text!r}")
+    return count * _DURATION_UNITS[found[2]]
+
+
+_OFF = frozenset({"off", "none", "false", ""})
+
+
+def _retention(value: object) -> timedelta | None:
+    """The ``retention`` setting: a duration (TOML may give whole seconds), or off."""
+    if value is False:
+        return None
+    text = f"{value}s" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+    if text.strip().lower() in _OFF:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise ConfigError(
+            f"retention must be {DURATION_FORMS} (at most 36500d), or off; got {value!r}"
+        ) from None
 
 
 def _channels(name: str, value: object) -> tuple[Channel, ...]:
@@ -253,7 +299,7 @@ def _settings(raw: Mapping[str, object]) -> Settings:
     lease = defaults.lease
     if "lease_seconds" in raw:
         lease = timedelta(seconds=_positive_float("lease_seconds", raw["lease_seconds"]))
-    options = attrs.evolve(options, lease=lease)
+    options = attrs.evolve(options, lease=lease, retention=_retention(raw.get("retention", "off")))
     return Settings(
         database_url=str(raw.get("database_url", defaults.database_url)),
         policy=policy,

@@ -15,7 +15,7 @@ import atexit
 import concurrent.futures
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
@@ -207,6 +207,11 @@ class Tidings:
 
     def mark_all_read(self, user_id: str) -> int:
         return self._call(self._tidings.mark_all_read, user_id)
+
+    def prune(
+        self, older_than: timedelta | str | None = None, *, dry_run: bool = False
+    ) -> dict[str, int]:
+        return self._call(self._tidings.prune, older_than, dry_run=dry_run)
 
     def run_until_idle(self) -> DispatchSummary:
         return self._call(self._tidings.run_until_idle)

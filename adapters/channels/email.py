@@ -26,6 +26,7 @@ import aiosmtplib
 
 from tidings.adapters.channels.email_address import checked_address
 from tidings.adapters.channels.email_message import Letter, build_message
+from tidings.adapters.channels.email_pool import SmtpPool
 from tidings.adapters.channels.smtp_config import NOT_CONFIGURED, SmtpConfig
 from tidings.core.ports import RecipientDirectory
 from tidings.core.records import (
@@ -38,7 +39,8 @@ from tidings.core.records import (
 
 
 class EmailSender:
-    """Sends a delivery as one email to the recipient's address, over a new connection.
+    """Sends a delivery as one email to the recipient's address, over a pooled
+    connection. Close it with ``aclose`` (the pool's connections QUIT).
 
     ``tls_context`` replaces the system trust store: the runner builds it from
     ``SmtpConfig.ca_file`` (see ``runner/dispatch/senders.py``), tests pass a private CA's.
@@ -55,11 +57,11 @@ class EmailSender:
         self._config = config
         self._directory = directory
         self._clock = clock
-        self._tls_context = tls_context
+        self._pool = None if config is None else SmtpPool(config, tls_context=tls_context)
 
     async def send(self, job: DeliveryJob) -> ChannelOutcome:
-        config = self._config
-        if config is None:
+        config, pool = self._config, self._pool
+        if config is None or pool is None:
             return ChannelSkipped(NOT_CONFIGURED)
         recipient = await self._directory.recipient(job.notification.user_id)
         if recipient is None or not recipient.email:
@@ -78,22 +80,15 @@ class EmailSender:
             with_html=config.html,
         )
         try:
-            await aiosmtplib.send(
-                build_message(letter),
-                sender=config.from_address,
-                recipients=[to_address],
-                hostname=config.host,
-                port=config.port,
-                username=config.username,
-                password=config.password if config.username else None,
-                use_tls=config.tls_mode == "implicit",
-                start_tls=config.tls_mode == "starttls",
-                tls_context=None if config.tls_mode == "none" else self._tls_context,
-                timeout=config.timeout_seconds,
-            )
+            await pool.send(build_message(letter), sender=config.from_address, recipient=to_address)
         except (aiosmtplib.SMTPException, OSError) as error:
             return _smtp_failure(error, secret=config.password)
         return Delivered()
+
+    async def aclose(self) -> None:
+        """Close the pool's connections; a send still in flight closes its own."""
+        if self._pool is not None:
+            await self._pool.aclose()
 
 
 def _smtp_failure(

@@ -5,7 +5,8 @@ without loading the SMTP library, which only a runner that sends email needs. Wh
 would otherwise fail every send, or quietly weaken one, fails here instead, naming the
 variable: a sender name that is not one line of text (also once a mail reader decodes
 its ``=?...?=`` encoded words), an address the sender would refuse, a CA file that does
-not load, and a password that would cross the network in plain text.
+not load, a password that would cross the network in plain text, and connection-pool
+limits that are not positive numbers.
 """
 
 from __future__ import annotations
@@ -23,6 +24,20 @@ TlsMode = Literal["implicit", "starttls", "none"]
 TLS_MODES: tuple[TlsMode, ...] = ("implicit", "starttls", "none")
 STARTTLS_PORT = 587
 """The submission port: when ``SMTP_TLS_MODE`` is unset it means STARTTLS."""
+POOL_SIZE = 32
+"""Connections open to the relay at most (``SMTP_POOL_SIZE``). As many as the runner
+sends at once per channel by default (``sends_per_channel``), so pooling never lowers
+throughput against a slow relay (``bench/smtp_pool.py``); lower it for a relay that
+caps concurrent connections."""
+MAX_MESSAGES_PER_CONNECTION = 100
+"""Messages one connection carries before it is closed and a new one opened
+(``SMTP_MAX_MESSAGES_PER_CONNECTION``): the handshake is then 1% of the work, and no
+connection lives long enough to meet a relay's own per-connection limit."""
+IDLE_SECONDS = 30.0
+"""How long an unused connection stays open (``SMTP_IDLE_SECONDS``): well under the
+five minutes RFC 5321 lets a server wait for a command, so the relay rarely drops one
+first, and short enough not to hold the relay's slots while nothing is sent."""
+MAX_IDLE_SECONDS = 3600.0
 NOT_CONFIGURED = "smtp not configured"
 """Why an email is skipped when ``SMTP_HOST`` is unset, as the reference degrades."""
 PLAINTEXT_AUTH_REFUSED = (
@@ -42,7 +57,9 @@ class SmtpConfig:
     and refuses a ``username`` unless ``allow_plaintext_auth`` says the password may
     cross the connection unencrypted (a relay on the same host): the sender is then
     never handed a config that would. ``ca_file`` (PEM) is the only trust store for
-    the server's certificate when set (a relay with a private CA).
+    the server's certificate when set (a relay with a private CA). ``pool_size``,
+    ``max_messages_per_connection`` and ``idle_seconds`` shape the sender's connection
+    pool (``email_pool``).
     """
 
     host: str
@@ -56,6 +73,14 @@ class SmtpConfig:
     html: bool = False
     allow_plaintext_auth: bool = False
     ca_file: str | None = None
+    pool_size: int = attrs.field(default=POOL_SIZE, validator=attrs.validators.ge(1))
+    max_messages_per_connection: int = attrs.field(
+        default=MAX_MESSAGES_PER_CONNECTION, validator=attrs.validators.ge(1)
+    )
+    idle_seconds: float = attrs.field(
+        default=IDLE_SECONDS,
+        validator=[attrs.validators.gt(0.0), attrs.validators.le(MAX_IDLE_SECONDS)],
+    )
 
     def __attrs_post_init__(self) -> None:
         plain = self.tls_mode == "none"
@@ -89,6 +114,13 @@ def smtp_config_from_environment(env: Mapping[str, str]) -> SmtpConfig | None:
             "SMTP_ALLOW_PLAINTEXT_AUTH", env.get("SMTP_ALLOW_PLAINTEXT_AUTH", "").strip()
         ),
         ca_file=checked_ca_file(env.get("SMTP_CA_FILE", "").strip(), "SMTP_CA_FILE"),
+        pool_size=_count("SMTP_POOL_SIZE", env.get("SMTP_POOL_SIZE", "").strip(), POOL_SIZE),
+        max_messages_per_connection=_count(
+            "SMTP_MAX_MESSAGES_PER_CONNECTION",
+            env.get("SMTP_MAX_MESSAGES_PER_CONNECTION", "").strip(),
+            MAX_MESSAGES_PER_CONNECTION,
+        ),
+        idle_seconds=_idle_seconds(env.get("SMTP_IDLE_SECONDS", "").strip()),
     )
 
 
@@ -115,6 +147,29 @@ def _port(text: str) -> int:
     if not 1 <= port <= 65535:
         raise ValueError(f"SMTP_PORT: expected a port number from 1 to 65535, got {text!r}")
     return port
+
+
+def _count(variable: str, text: str, default: int) -> int:
+    """A whole number from 1 to 10,000; ``default`` when unset."""
+    if not text:
+        return default
+    count = int(text) if re.fullmatch(r"[0-9]{1,5}", text) else 0
+    if not 1 <= count <= 10_000:
+        raise ValueError(f"{variable}: expected a whole number from 1 to 10000, got {text!r}")
+    return count
+
+
+def _idle_seconds(text: str) -> float:
+    """Seconds above 0 and at most an hour, written as digits with an optional fraction
+    (no exponent, no ``inf`` or ``nan``); the default when unset."""
+    if not text:
+        return IDLE_SECONDS
+    seconds = float(text) if re.fullmatch(r"[0-9]{1,4}(\.[0-9]{1,3})?", text) else 0.0
+    if not 0 < seconds <= MAX_IDLE_SECONDS:
+        raise ValueError(
+            f"SMTP_IDLE_SECONDS: expected seconds above 0 and at most 3600, got {text!r}"
+        )
+    return seconds
 
 
 def _tls_mode(text: str, port: int) -> TlsMode:

@@ -61,7 +61,7 @@ KEY_BUCKET = (
 
 _NO_EVENT = (
     "NULL::bigint AS seq, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,"
-    " NULL::text, NULL::boolean"
+    " NULL::text, NULL::boolean, NULL::timestamptz"
 )
 
 _TAKE = (

@@ -274,6 +274,7 @@ async def claim_and_decide(
             now=now,
             lease=lease,
             seq_of=claimed.row_of,
+            enqueued_at=claimed.enqueued_at,
             take=take,
         )
         if claimed.events
@@ -295,16 +296,18 @@ async def _decide_and_write(
     now: datetime | None,
     lease: timedelta,
     seq_of: Mapping[str, int],
+    enqueued_at: Mapping[str, datetime],
     take: Mapping[Channel, int] | None,
 ) -> list[RecordedEvent]:
     """Load the inputs of the batch's keys (held since the claim), decide and write.
-    ``seq_of``: the rows (event id to seq) this transaction claimed."""
+    ``seq_of``: the rows (event id to seq) this transaction claimed; ``enqueued_at``:
+    when each was stored."""
     keys = {(event.user_id, event.kind) for event in events}
     moment, inputs = await load_inputs(connection, keys, now)
     recorder = BatchRecorder(
         worker_id=worker_id, decide=decide, now=moment, lease=lease, inputs=inputs, take=take
     )
-    recorded = recorder.record_each(events)
+    recorded = recorder.record_each(events, enqueued_at)
     await write_recorded(connection, recorder, seq_of=seq_of, worker_id=worker_id, lease=lease)
     return recorded
 

@@ -23,6 +23,7 @@ from tidings.adapters.postgres.history import PostgresHistory
 from tidings.adapters.postgres.intake import PostgresIntake
 from tidings.adapters.postgres.outbox import PostgresOutbox
 from tidings.adapters.postgres.people import PostgresPeople
+from tidings.adapters.postgres.retention import PostgresRetention
 from tidings.adapters.postgres.schema import PostgresSchema
 from tidings.core.records import DEFAULT_LEASE
 
@@ -47,6 +48,7 @@ class PostgresStore:
         people = PostgresPeople(database)
         history = PostgresHistory(database)
         schema = PostgresSchema(database)
+        retention = PostgresRetention(database)
         # The dispatch loop (core.ports.DispatchStore) and the intake.
         self.max_lanes = intake.max_lanes
         self.decide_claimable = intake.decide_claimable
@@ -80,6 +82,10 @@ class PostgresStore:
         self.held_for_digests_at = history.held_for_digests_at
         self.digests_notified_since = history.digests_notified_since
         self.all_quiet_hours = history.all_quiet_hours
+        # Retention: what no promise needs any more, removed in small chunks.
+        self.prune = retention.prune
+        self.prunable = retention.prunable
+        self.vacuum = retention.vacuum
         # The schema and the connections.
         self.migrate = schema.migrate
         self.pending_migrations = schema.pending_migrations

@@ -54,17 +54,25 @@ class SqliteIntake:
         return connection.total_changes - before
 
     async def backlog(self) -> Backlog:
+        """One statement (one snapshot). Each count walks a partial index of open rows
+        (``events_open``, ``deliveries_due`` on either side of now, ``digests_due``:
+        migrations 0001 and 0007), looking up only open deliveries' rows, so it costs
+        what is open, however long the history."""
+
         def count(connection: sqlite3.Connection) -> Backlog:
-            events = connection.execute(f"SELECT count(*) FROM events WHERE {OPEN_EVENTS}")
-            now = {"now": self._db.now()}
-            due = connection.execute(f"SELECT count(*) FROM deliveries WHERE {DUE}", now)
-            digests = connection.execute(
-                "SELECT count(*) FROM digests WHERE status = 'pending' AND due_at <= :now", now
-            )
+            events, due, waiting, digests = connection.execute(
+                f"SELECT (SELECT count(*) FROM events WHERE {OPEN_EVENTS}),"
+                f" (SELECT count(*) FROM deliveries WHERE {DUE}),"
+                " (SELECT count(*) FROM deliveries WHERE status IN ('pending', 'failed')"
+                "  AND next_attempt_at > :now),"
+                " (SELECT count(*) FROM digests WHERE status = 'pending' AND due_at <= :now)",
+                {"now": self._db.now()},
+            ).fetchone()
             return Backlog(
-                events=events.fetchone()[0],
-                due_deliveries=due.fetchone()[0],
-                due_digests=digests.fetchone()[0],
+                events=events,
+                due_deliveries=due,
+                due_digests=digests,
+                waiting_deliveries=waiting,
             )
 
         return await self._db.read(count)
@@ -119,7 +127,7 @@ class SqliteIntake:
                 inputs=decisions.load_inputs(connection, keys, now),
                 take=take,
             )
-            recorded = recorder.record_each(claimed.events)
+            recorded = recorder.record_each(claimed.events, claimed.enqueued_at)
             decisions.write(connection, recorder, claimed.row_of)
         return DecidedClaim(
             recorded=tuple(recorded),

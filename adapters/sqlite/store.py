@@ -18,6 +18,7 @@ from tidings.adapters.sqlite.history import SqliteHistory
 from tidings.adapters.sqlite.intake import SqliteIntake
 from tidings.adapters.sqlite.outbox import SqliteOutbox
 from tidings.adapters.sqlite.people import SqlitePeople
+from tidings.adapters.sqlite.retention import SqliteRetention
 from tidings.adapters.sqlite.schema import SqliteSchema
 from tidings.core.records import DEFAULT_LEASE
 
@@ -36,6 +37,7 @@ class SqliteStore:
         people = SqlitePeople(database)
         history = SqliteHistory(database)
         schema = SqliteSchema(database)
+        retention = SqliteRetention(database)
         # The dispatch loop (core.ports.DispatchStore) and the intake.
         self.max_lanes = intake.max_lanes
         self.decide_claimable = intake.decide_claimable
@@ -69,6 +71,10 @@ class SqliteStore:
         self.held_for_digests_at = history.held_for_digests_at
         self.digests_notified_since = history.digests_notified_since
         self.all_quiet_hours = history.all_quiet_hours
+        # Retention: what no promise needs any more, removed in small chunks.
+        self.prune = retention.prune
+        self.prunable = retention.prunable
+        self.vacuum = retention.vacuum
         # The schema and the connection.
         self.migrate = schema.migrate
         self.pending_migrations = schema.pending_migrations

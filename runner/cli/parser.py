@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 from tidings import __version__
@@ -14,9 +15,11 @@ from tidings.runner.cli import (
     intake_commands,
     operations_commands,
     people_commands,
+    prune_command,
     run_command,
 )
 from tidings.runner.cli.explain import explain_command
+from tidings.runner.config import parse_duration
 
 Command = Callable[[argparse.Namespace, AsyncTidings], Awaitable[int]]
 AddCommand = Callable[[str, Command, str], argparse.ArgumentParser]
@@ -42,6 +45,18 @@ def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
 
 _AT_LEAST_ONE = _whole_number(1)
 _PORT = _whole_number(0, 65535)
+
+
+def _duration(text: str) -> timedelta:
+    """An argparse type: ``90d``, ``12h``... (``config.parse_duration``), or a usage
+    error that argparse prefixes with the flag's name."""
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+_duration.__name__ = "duration"
 
 
 def _common() -> argparse.ArgumentParser:
@@ -89,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     _user_commands(sub, common, command)
     _delivery_commands(command)
     _operations_commands(command)
+    _prune_command(command)
     tour = sub.add_parser("demo", parents=[common], help="a guided tour on a temporary database")
     tour.set_defaults(handler=None)  # the demo opens its own store
     return parser
@@ -273,4 +289,29 @@ def _operations_commands(command: AddCommand) -> None:
         default=20,
         metavar="N",
         help="users listed, largest change first",
+    )
+
+
+def _prune_command(command: AddCommand) -> None:
+    prune = command(
+        "prune",
+        prune_command.prune,
+        "remove settled events, notifications, deliveries and digests older than a horizon,"
+        " never what a cooldown, a pending digest or a delivery still needs",
+    )
+    prune.add_argument(
+        "--older-than",
+        type=_duration,
+        metavar="DURATION",
+        help="the horizon: 90d, 2w, 12h, 30m or 3600s (default: the retention setting)",
+    )
+    mode = prune.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--dry-run", action="store_true", help="count what would be removed, per table"
+    )
+    mode.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="then give the space back: SQLite rewrites its file once (writers wait) and"
+        " returns freed pages on every pass from then on; PostgreSQL runs VACUUM (ANALYZE)",
     )

@@ -37,7 +37,7 @@ async def run(args: argparse.Namespace, tidings: AsyncTidings) -> int:
         from tidings.runner.telemetry.health import LOOPBACK, serve_health
         from tidings.runner.telemetry.metrics import MetricsObserver
 
-        metrics = MetricsObserver()
+        metrics = MetricsObserver(clock=runtime.clock)
         observers.append(metrics)
     wiring = bootstrap.dispatcher(runtime, observers=observers, worker_id=worker_id)
     async with wiring as dispatcher, contextlib.AsyncExitStack() as stack:

@@ -18,6 +18,11 @@ after an outage (``gate``).
 ``stop()`` stops claiming (events and deliveries), hands back what has not started,
 and lets the sends in flight finish within ``shutdown_grace`` while their claims are
 renewed; ``stop(at_once=True)`` (the CLI's second signal) cuts them short.
+
+With the ``retention`` setting, one more loop removes what no promise needs any more
+(``core.ports.Retention``): a pass at start and every quarter of the horizon (every 10
+minutes at most), a chunk at a time with a pause between chunks, and it stops between
+chunks when the runner stops.
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ import contextlib
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TypeVar
 
 from tidings.core import Plan, Policy, decide_with
-from tidings.core.ports import ChannelSender, DispatchStore, StoreUnavailable
+from tidings.core.ports import ChannelSender, DispatchStore, Retention, StoreUnavailable
 from tidings.core.records import RecordedEvent
 from tidings.core.values import Channel
 from tidings.runner.config import DispatchOptions
@@ -46,6 +52,11 @@ from tidings.runner.telemetry.observers import DispatchObserver, DispatchSummary
 log = logging.getLogger("tidings.dispatch")
 
 _T = TypeVar("_T")
+
+_RETENTION_EVERY = timedelta(minutes=10)
+"""How often a runner prunes at most; with a shorter horizon, every quarter of it."""
+_RETENTION_PAUSE = 0.05
+"""Seconds between two chunks of a pass: the drain's transactions go in between."""
 
 
 class _LaneRound:
@@ -108,6 +119,10 @@ class Dispatcher:
         self._at_once = asyncio.Event()
         self._stopped_at: float | None = None
         self._running = False
+        # The store prunes if it can (every store of tidings can; a test's may not).
+        self._retention = (
+            store if options.retention is not None and isinstance(store, Retention) else None
+        )
 
     def describe(self) -> str:
         """How this loop decides, for the start-up log line."""
@@ -184,11 +199,13 @@ class Dispatcher:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._claim_due())
             listening = group.create_task(self._listen())
+            pruning = group.create_task(self._keep_retention())
             try:
                 await self._feed(until_idle)
             finally:
                 self._stopping.set()
                 listening.cancel()
+                pruning.cancel()
 
     async def _feed(self, until_idle: bool) -> None:
         while not self._stopping.is_set():
@@ -353,6 +370,34 @@ class Dispatcher:
             else:
                 await asyncio.sleep(probe_every)
             await self._sends.renew()
+
+    async def _keep_retention(self) -> None:
+        """Apply the retention setting until stopped: a pass now, then one every
+        quarter of the horizon (at most ``_RETENTION_EVERY``). Each chunk of a pass is a
+        transaction of its own, so stopping between two (or a cancelled chunk, which
+        rolls back) loses nothing; a store that is unreachable ends the pass early,
+        and the next one starts on time."""
+        older_than = self._options.retention
+        if self._retention is None or older_than is None:
+            return
+        every = max(1.0, min(_RETENTION_EVERY, older_than / 4).total_seconds())
+        while not self._stopping.is_set():
+            removed: Counter[str] = Counter()
+            try:
+                async for chunk in self._retention.prune(older_than):
+                    removed.update(chunk)
+                    await first_set(self._stopping, at_most=_RETENTION_PAUSE)
+                    if self._stopping.is_set():
+                        break
+            except StoreUnavailable as error:
+                log.warning("retention pass cut short: %s", error)
+            if removed.total():
+                log.info(
+                    "retention removed rows older than %s: %s",
+                    older_than,
+                    ", ".join(f"{table} {count}" for table, count in removed.items() if count),
+                )
+            await first_set(self._stopping, at_most=every)
 
 
 def _left_in_outbox(recorded: Sequence[RecordedEvent]) -> set[Channel]:

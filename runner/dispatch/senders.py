@@ -27,6 +27,7 @@ from tidings.runner.clock import system_clock
 from tidings.runner.config import Settings
 
 if TYPE_CHECKING:
+    from tidings.adapters.channels.email import EmailSender
     from tidings.adapters.channels.webhook import WebhookSender
 
 _IN_APP = UnconfiguredSender("in-app is delivered when recorded")
@@ -71,15 +72,20 @@ async def channel_senders(
     processes that use them."""
     webhook = _WebhookOnFirstSend(directory, settings)
     email: ChannelSender = _SMTP_NOT_CONFIGURED
+    email_sender: EmailSender | None = None  # its pooled connections QUIT on the way out
     if settings.smtp is not None:
         from tidings.adapters.channels.email import EmailSender
 
         trust = _smtp_trust(settings.smtp.ca_file)
-        email = EmailSender(settings.smtp, directory, clock=system_clock, tls_context=trust)
+        email = email_sender = EmailSender(
+            settings.smtp, directory, clock=system_clock, tls_context=trust
+        )
     try:
         yield {Channel.IN_APP: _IN_APP, Channel.EMAIL: email, Channel.WEBHOOK: webhook}
     finally:
         await webhook.aclose()
+        if email_sender is not None:
+            await email_sender.aclose()
 
 
 def _smtp_trust(ca_file: str | None) -> ssl.SSLContext | None:

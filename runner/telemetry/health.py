@@ -6,7 +6,8 @@ answers one request and closes. Bind it to ``LOOPBACK`` unless a scraper elsewhe
 needs it: neither route is authenticated. ``/healthz`` answers 503 when the database does not
 answer a cheap query in time or the dispatch loop has stopped, naming only the kind
 of failure: the database URL and error texts (which can carry hosts or credentials)
-never reach the response.
+never reach the response. ``/metrics`` reads the store's backlog first, within its own
+bound (``backlog.BacklogGauges``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import attrs
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from tidings.core.ports import PendingWork, StoreUnavailable
+from tidings.runner.telemetry.backlog import BacklogGauges
 
 LOOPBACK = "127.0.0.1"
 _READ_TIMEOUT = 5.0
@@ -90,6 +92,7 @@ class _Endpoints:
     store: PendingWork
     alive: Callable[[], bool]
     database_timeout: float
+    backlog: BacklogGauges
 
     async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -122,12 +125,13 @@ class _Endpoints:
         if method != "GET":
             return _text(http.HTTPStatus.METHOD_NOT_ALLOWED, Allow="GET")
         try:
-            return self._metrics() if path == "/metrics" else await self._health()
+            return await (self._metrics() if path == "/metrics" else self._health())
         except Exception:
             log.exception("%s failed", path)
             return _text(http.HTTPStatus.INTERNAL_SERVER_ERROR)
 
-    def _metrics(self) -> _Response:
+    async def _metrics(self) -> _Response:
+        await self.backlog.refresh()
         return _Response(http.HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(self.registry))
 
     async def _health(self) -> _Response:
@@ -155,14 +159,23 @@ async def serve_health(
     alive: Callable[[], bool],
     *,
     database_timeout: float = 2.0,
+    backlog_timeout: float = 1.0,
 ) -> AsyncIterator[int]:
     """Serve ``/metrics`` from ``registry`` and ``/healthz`` until the block ends; yields
     the bound port (``port=0`` picks a free one). ``database_timeout`` bounds the check,
-    below the PostgreSQL pool's own 10 s wait so a probe never hangs on it."""
-    endpoints = _Endpoints(registry, store, alive, database_timeout)
-    server = await asyncio.start_server(endpoints.answer, host, port)
+    below the PostgreSQL pool's own 10 s wait so a probe never hangs on it. The backlog
+    gauges join ``registry`` while the server runs, read from ``store`` at each scrape
+    within ``backlog_timeout``: well inside Prometheus' default 10 s scrape timeout."""
+    backlog = BacklogGauges(store, timeout=backlog_timeout)
+    registry.register(backlog)
     try:
-        yield int(server.sockets[0].getsockname()[1])
+        endpoints = _Endpoints(registry, store, alive, database_timeout, backlog)
+        server = await asyncio.start_server(endpoints.answer, host, port)
+        try:
+            yield int(server.sockets[0].getsockname()[1])
+        finally:
+            server.close()
+            await server.wait_closed()
     finally:
-        server.close()
-        await server.wait_closed()
+        await backlog.close()
+        registry.unregister(backlog)

@@ -137,13 +137,17 @@ def send(
     email: str | None = TO,
     tls_context: ssl.SSLContext | None = None,
 ) -> list[ChannelOutcome]:
-    """Send ``jobs`` in turn with a fresh sender whose directory knows ``USER``."""
+    """Send ``jobs`` in turn with a fresh sender whose directory knows ``USER``, then
+    close it (its pooled connection QUITs)."""
 
     async def run() -> list[ChannelOutcome]:
         store = MemoryStore(clock=FakeClock(START))
         await store.update_recipient(RecipientChange(user_id=USER, email=email))
         sender = EmailSender(config, store, clock=FakeClock(START), tls_context=tls_context)
-        return [await sender.send(job) for job in jobs]
+        try:
+            return [await sender.send(job) for job in jobs]
+        finally:
+            await sender.aclose()
 
     return asyncio.run(run())
 
@@ -504,7 +508,9 @@ def test_unknown_recipient_skips() -> None:
     async def run() -> ChannelOutcome:
         store = MemoryStore(clock=FakeClock(START))
         sender = EmailSender(make_config(free_port()), store, clock=FakeClock(START))
-        return await sender.send(make_job())
+        outcome = await sender.send(make_job())
+        await sender.aclose()
+        return outcome
 
     assert asyncio.run(run()) == ChannelSkipped("no email address")
 
@@ -674,6 +680,7 @@ def run_dispatches(port: int, *advances: timedelta) -> Dispatched:
             clock.advance(advance)
             await dispatch(store, sender, clock)
             records.append(await email_delivery(store))
+        await sender.aclose()
         [notification] = await store.inbox(USER)
         return Dispatched(records, notification)
 

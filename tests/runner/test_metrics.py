@@ -78,7 +78,16 @@ EXPECTED_AFTER_RUN = {
     series("tidings_delivery_attempts_total", channel="in_app"): 0,
     series("tidings_delivery_seconds_count", channel="email"): 1,
     series("tidings_decision_seconds_count"): 6,
+    # Skipped (no address), not delivered: no delivery latency.
+    series("tidings_delivery_latency_seconds_count", channel="email"): 0,
+    series("tidings_delivery_latency_seconds_count", channel="webhook"): 0,
+    # Read from the store at the scrape: all seven decided (one rejected), nothing due.
+    series("tidings_backlog_events"): 0,
+    series("tidings_deliveries_due"): 0,
+    series("tidings_deliveries_waiting"): 0,
+    series("tidings_digests_due"): 0,
 }
+BACKLOG_BEFORE_RUN = {series("tidings_backlog_events"): 7}
 
 
 async def fill(store: MemoryStore) -> None:
@@ -131,9 +140,8 @@ async def run_and_scrape() -> tuple[dict[Series, float], dict[Series, float]]:
 def test_a_scrape_shows_the_counters_moving_during_a_run() -> None:
     before, during = asyncio.run(run_and_scrape())
 
-    assert {key: before.get(key) for key in EXPECTED_AFTER_RUN} == dict.fromkeys(
-        EXPECTED_AFTER_RUN, 0
-    )
+    expected_before = {**dict.fromkeys(EXPECTED_AFTER_RUN, 0), **BACKLOG_BEFORE_RUN}
+    assert {key: before.get(key) for key in expected_before} == expected_before
     assert differences(during, EXPECTED_AFTER_RUN) == {}
     label_values = {value for _, labels in during for _, value in labels}
     assert label_values.isdisjoint({"ana", "bo", "cy", "dan", "a1", "c1", "x1"})
