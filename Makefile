@@ -57,6 +57,9 @@ bench: install
 	  echo; echo "## Latency from a producer's INSERT to the notification"; echo; \
 	  $(BIN)/python bench/latency.py --database $(BENCH_POSTGRES_URL); \
 	  $(BIN)/python bench/latency.py; \
+	  echo; echo "## Database size under retention (SQLite, PostgreSQL)"; echo; \
+	  $(BIN)/python bench/retention.py; \
+	  $(BIN)/python bench/retention.py --database $(BENCH_POSTGRES_URL); \
 	  echo; echo "## Peak memory of a drain as the queue grows"; echo; \
 	  $(BIN)/python bench/memory.py; \
 	  echo; echo "## Peak memory of a runner as its outbox grows (SQLite, PostgreSQL)"; echo; \

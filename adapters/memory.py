@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import zlib
-from collections.abc import Callable, Collection, Mapping, Sequence, Set
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence, Set
 from datetime import datetime, timedelta
 
 import attrs
@@ -594,8 +594,6 @@ class MemoryStore:
         return self._quiet_hours.get(user_id)
 
     # -- retention (core.ports.Retention) ------------------------------------------------
-    # This section's own import: the methods above need no more than the module's.
-    from collections.abc import AsyncIterator
 
     async def prune(
         self, older_than: timedelta, *, chunk: int = 1000
