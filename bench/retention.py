@@ -38,39 +38,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg import sql
+from outbox_memory import fresh_database
 
 from tidings import AsyncTidings
 from tidings.core import Event, Severity
 from tidings.runner.config import parse_duration
 
 TABLES = ("events", "notifications", "deliveries", "digests")
-
-
-@contextlib.contextmanager
-def fresh_database(database: str) -> Iterator[str]:
-    """An empty database: a SQLite file in a temporary folder, or a new PostgreSQL
-    database on the server ``database`` names, dropped on the way out."""
-    if not database.startswith("postgresql://"):
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{Path(folder) / 'tidings.db'}"
-        return
-    name = f"tidings_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(database, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(urlsplit(database)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(database, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def measure(url: str) -> tuple[int, dict[str, int]]:

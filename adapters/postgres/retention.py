@@ -22,69 +22,17 @@ from datetime import UTC, datetime, timedelta
 
 from psycopg import AsyncCursor
 
+from tidings.adapters import retention_rules as rules
 from tidings.adapters.postgres.connection import PostgresDatabase
 from tidings.adapters.postgres.rows import Row
 from tidings.core.ports import PRUNED_TABLES
 
-_TERMINAL = "('notified', 'skipped', 'rejected')"
-_DECIDED_DIGEST = "('notified', 'skipped')"
-
-
-def _settled_before(d: str) -> str:
-    """A delivery that is over (delivered, skipped, dead), and was not delivered since
-    the horizon: its age is its notification's, which the caller checks."""
-    return (
-        f"{d}.status IN ('delivered', 'skipped', 'dead')"
-        f" AND ({d}.delivered_at IS NULL OR {d}.delivered_at < %(h)s)"
-    )
-
-
-def _superseded(n: str) -> str:
-    """A notification that is not its key's latest: the cooldown reads only that one."""
-    return (
-        f"EXISTS (SELECT 1 FROM notifications m WHERE m.user_id = {n}.user_id"
-        f" AND m.kind = {n}.kind AND m.created_at > {n}.created_at)"
-    )
-
-
-def _removable_notification(n: str) -> str:
-    """Old, superseded, and every delivery of it settled before the horizon."""
-    return (
-        f"{n}.created_at < %(h)s AND {_superseded(n)} AND NOT EXISTS (SELECT 1 FROM"
-        f" deliveries d WHERE d.notification_id = {n}.id AND NOT ({_settled_before('d')}))"
-    )
-
-
-def _not_held_for_pending_digest(e: str) -> str:
-    return (
-        f"NOT EXISTS (SELECT 1 FROM digests g WHERE g.id = {e}.digest_id AND g.status = 'pending')"
-    )
-
-
-def _removable_event(e: str) -> str:
-    """As the pass decides, but reading a notification the pass would remove as gone."""
-    return (
-        f"{e}.status IN {_TERMINAL} AND {e}.decided_at < %(h)s"
-        f" AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.id = {e}.notification_id"
-        f" AND NOT ({_removable_notification('n')}))"
-        f" AND {_not_held_for_pending_digest(e)}"
-    )
+_H = "%(h)s"
+"""The horizon's placeholder in this store's statements."""
 
 
 _HORIZON = "SELECT {now} - %(age)s::interval AS h"
-_COUNT_PRUNABLE = (
-    "SELECT (SELECT count(*) FROM deliveries d JOIN notifications n ON n.id = d.notification_id"
-    f"  WHERE n.created_at < %(h)s AND {_settled_before('d')}) AS deliveries,"
-    f" (SELECT count(*) FROM notifications o WHERE {_removable_notification('o')})"
-    " AS notifications,"
-    f" (SELECT count(*) FROM events v WHERE {_removable_event('v')}) AS events,"
-    f" (SELECT count(*) FROM digests g WHERE g.status IN {_DECIDED_DIGEST}"
-    "   AND g.decided_at < %(h)s"
-    "   AND NOT EXISTS (SELECT 1 FROM notifications o WHERE o.id = g.notification_id"
-    f"    AND NOT ({_removable_notification('o')}))"
-    "   AND NOT EXISTS (SELECT 1 FROM events v WHERE v.digest_id = g.id"
-    f"    AND NOT ({_removable_event('v')}))) AS digests"
-)
+_COUNT_PRUNABLE = rules.count_prunable(_H)
 
 _NOTIFICATIONS_WINDOW = (
     "SELECT id, created_at FROM notifications WHERE created_at < %(h)s"
@@ -92,13 +40,13 @@ _NOTIFICATIONS_WINDOW = (
 )
 _DELETE_DELIVERIES = (
     "DELETE FROM deliveries WHERE id = ANY(ARRAY(SELECT d.id FROM deliveries d"
-    f" WHERE d.notification_id = ANY(%(window)s::text[]) AND {_settled_before('d')}"
+    f" WHERE d.notification_id = ANY(%(window)s::text[]) AND {rules.settled_before('d', _H)}"
     " FOR UPDATE SKIP LOCKED))"
 )
 _DELETE_NOTIFICATIONS = (
     "DELETE FROM notifications WHERE id = ANY(ARRAY(SELECT n.id FROM notifications n"
     " WHERE n.id = ANY(%(window)s::text[]) AND n.created_at < %(h)s"
-    f" AND {_superseded('n')}"
+    f" AND {rules.superseded('n')}"
     " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)"
     " FOR UPDATE SKIP LOCKED))"
 )
@@ -107,20 +55,20 @@ _EVENTS_WINDOW = (
 )
 _DELETE_EVENTS = (
     "DELETE FROM events WHERE seq = ANY(ARRAY(SELECT e.seq FROM events e"
-    f" WHERE e.seq = ANY(%(window)s::bigint[]) AND e.status IN {_TERMINAL}"
+    f" WHERE e.seq = ANY(%(window)s::bigint[]) AND e.status IN {rules.TERMINAL}"
     " AND e.decided_at < %(h)s"
     " AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.id = e.notification_id)"
-    f" AND {_not_held_for_pending_digest('e')}"
+    f" AND {rules.not_held_for_pending_digest('e')}"
     " FOR UPDATE SKIP LOCKED))"
 )
 _DIGESTS_WINDOW = (
-    f"SELECT id, decided_at FROM digests WHERE status IN {_DECIDED_DIGEST}"
+    f"SELECT id, decided_at FROM digests WHERE status IN {rules.DECIDED_DIGEST}"
     " AND decided_at < %(h)s AND (decided_at, id) > (%(at)s, %(id)s)"
     " ORDER BY decided_at, id LIMIT %(chunk)s"
 )
 _DELETE_DIGESTS = (
     "DELETE FROM digests WHERE id = ANY(ARRAY(SELECT g.id FROM digests g"
-    f" WHERE g.id = ANY(%(window)s::text[]) AND g.status IN {_DECIDED_DIGEST}"
+    f" WHERE g.id = ANY(%(window)s::text[]) AND g.status IN {rules.DECIDED_DIGEST}"
     " AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.id = g.notification_id)"
     " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.digest_id = g.id)"
     " FOR UPDATE SKIP LOCKED))"

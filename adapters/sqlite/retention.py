@@ -26,67 +26,16 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from functools import partial
 
+from tidings.adapters import retention_rules as rules
 from tidings.adapters.sqlite import rows
 from tidings.adapters.sqlite.connection import SqliteDatabase
 from tidings.core.ports import PRUNED_TABLES
 
-_TERMINAL = "('notified', 'skipped', 'rejected')"
-_DECIDED_DIGEST = "('notified', 'skipped')"
+_H = ":h"
+"""The horizon's placeholder in this store's statements."""
 
 
-def _settled_before(d: str) -> str:
-    """A delivery that is over (delivered, skipped, dead), and was not delivered since
-    the horizon: its age is its notification's, which the caller checks."""
-    return (
-        f"{d}.status IN ('delivered', 'skipped', 'dead')"
-        f" AND ({d}.delivered_at IS NULL OR {d}.delivered_at < :h)"
-    )
-
-
-def _superseded(n: str) -> str:
-    """A notification that is not its key's latest: the cooldown reads only that one."""
-    return (
-        f"EXISTS (SELECT 1 FROM notifications m WHERE m.user_id = {n}.user_id"
-        f" AND m.kind = {n}.kind AND m.created_at > {n}.created_at)"
-    )
-
-
-def _removable_notification(n: str) -> str:
-    """Old, superseded, and every delivery of it settled before the horizon."""
-    return (
-        f"{n}.created_at < :h AND {_superseded(n)} AND NOT EXISTS (SELECT 1 FROM"
-        f" deliveries d WHERE d.notification_id = {n}.id AND NOT ({_settled_before('d')}))"
-    )
-
-
-def _not_held_for_pending_digest(e: str) -> str:
-    return (
-        f"NOT EXISTS (SELECT 1 FROM digests g WHERE g.id = {e}.digest_id AND g.status = 'pending')"
-    )
-
-
-def _removable_event(e: str) -> str:
-    """As the pass decides, but reading a notification the pass would remove as gone."""
-    return (
-        f"{e}.status IN {_TERMINAL} AND {e}.decided_at < :h"
-        f" AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.id = {e}.notification_id"
-        f" AND NOT ({_removable_notification('n')}))"
-        f" AND {_not_held_for_pending_digest(e)}"
-    )
-
-
-_COUNT_PRUNABLE = (
-    "SELECT (SELECT count(*) FROM deliveries d JOIN notifications n ON n.id = d.notification_id"
-    f"  WHERE n.created_at < :h AND {_settled_before('d')}) AS deliveries,"
-    f" (SELECT count(*) FROM notifications o WHERE {_removable_notification('o')})"
-    " AS notifications,"
-    f" (SELECT count(*) FROM events v WHERE {_removable_event('v')}) AS events,"
-    f" (SELECT count(*) FROM digests g WHERE g.status IN {_DECIDED_DIGEST} AND g.decided_at < :h"
-    "   AND NOT EXISTS (SELECT 1 FROM notifications o WHERE o.id = g.notification_id"
-    f"    AND NOT ({_removable_notification('o')}))"
-    "   AND NOT EXISTS (SELECT 1 FROM events v WHERE v.digest_id = g.id"
-    f"    AND NOT ({_removable_event('v')}))) AS digests"
-)
+_COUNT_PRUNABLE = rules.count_prunable(_H)
 
 _WINDOW = "(SELECT value FROM json_each(:window))"
 """The ids (or seqs) of the window being pruned, passed as one JSON array."""
@@ -96,21 +45,22 @@ _NOTIFICATIONS_WINDOW = (
     " AND (created_at, id) > (:at, :id) ORDER BY created_at, id LIMIT :chunk"
 )
 _DELETE_DELIVERIES = (
-    f"DELETE FROM deliveries WHERE notification_id IN {_WINDOW} AND {_settled_before('deliveries')}"
+    f"DELETE FROM deliveries WHERE notification_id IN {_WINDOW}"
+    f" AND {rules.settled_before('deliveries', _H)}"
 )
 _DELETE_NOTIFICATIONS = (
     f"DELETE FROM notifications WHERE id IN {_WINDOW} AND created_at < :h"
-    f" AND {_superseded('notifications')}"
+    f" AND {rules.superseded('notifications')}"
     " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = notifications.id)"
 )
 _EVENTS_WINDOW = "SELECT seq, enqueued_at FROM events WHERE seq > :seq ORDER BY seq LIMIT :chunk"
 _DELETE_EVENTS = (
-    f"DELETE FROM events WHERE seq IN {_WINDOW} AND status IN {_TERMINAL} AND decided_at < :h"
+    f"DELETE FROM events WHERE seq IN {_WINDOW} AND status IN {rules.TERMINAL} AND decided_at < :h"
     " AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.id = events.notification_id)"
-    f" AND {_not_held_for_pending_digest('events')}"
+    f" AND {rules.not_held_for_pending_digest('events')}"
 )
 _DIGESTS_WINDOW = (
-    f"SELECT id, decided_at FROM digests WHERE status IN {_DECIDED_DIGEST} AND decided_at < :h"
+    f"SELECT id, decided_at FROM digests WHERE status IN {rules.DECIDED_DIGEST} AND decided_at < :h"
     " AND (decided_at, id) > (:at, :id) ORDER BY decided_at, id LIMIT :chunk"
 )
 _DELETE_DIGESTS = (
