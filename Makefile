@@ -30,7 +30,7 @@ contracts:
 pytest:
 	$(BIN)/pytest
 
-# Every benchmark, one after another (about 15 minutes on 2 cores); the tables land in
+# Every benchmark, one after another (about 30 minutes on 2 cores); the tables land in
 # bench/RESULTS.md. PostgreSQL runs need a server: BENCH_POSTGRES_URL.
 BENCH_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
