@@ -84,7 +84,8 @@ def _config(port: int) -> SmtpConfig:
     return SmtpConfig(host=HOST, port=port, tls_mode="none", from_address="bench@tidings.test")
 
 
-async def _tidings(folder: Path, port: int, events: int, sends: int) -> tuple[float, int]:
+async def email_store(folder: Path, events: int) -> SqliteStore:
+    """A fresh SQLite store holding ``events`` events, each one email to its own user."""
     store = SqliteStore(str(folder / "tidings.db"), clock=system_clock)
     await store.migrate()
     for n in range(events):
@@ -99,6 +100,11 @@ async def _tidings(folder: Path, port: int, events: int, sends: int) -> tuple[fl
             for n in range(events)
         ]
     )  # fmt: skip
+    return store
+
+
+async def _tidings(folder: Path, port: int, events: int, sends: int) -> tuple[float, int]:
+    store = await email_store(folder, events)
     email = EmailSender(_config(port), store, clock=system_clock)
     senders = {**default_senders(), Channel.EMAIL: email}
     options = DispatchOptions(sends_per_channel=sends, poll_interval=0.05)

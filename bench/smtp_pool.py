@@ -41,11 +41,10 @@ from pathlib import Path
 
 import attrs
 import trustme
+from smtp_concurrency import email_store
 
 from tidings.adapters.channels.smtp_config import POOL_SIZE
-from tidings.adapters.sqlite import SqliteStore
-from tidings.core import Event, Preference, Severity
-from tidings.core.records import DeliveryStatus, RecipientChange
+from tidings.core.records import DeliveryStatus
 from tidings.runner.clock import system_clock
 from tidings.runner.config import load_settings
 from tidings.runner.dispatch import Dispatcher, DispatchOptions, channel_senders
@@ -173,20 +172,7 @@ class Run:
 
 async def _dispatch(folder: Path, environ: dict[str, str], events: int, sends: int) -> Run:
     """Dispatch ``events`` email deliveries with the sender built from ``environ``."""
-    store = SqliteStore(str(folder / "tidings.db"), clock=system_clock)
-    await store.migrate()
-    for n in range(events):
-        await store.update_recipient(
-            RecipientChange(user_id=f"user{n}", email=f"user{n}@example.test")
-        )
-        await store.set_preference(f"user{n}", "alert", Preference(("email",), Severity.INFO))
-    await store.enqueue(
-        [
-            Event(event_id=f"e{n}", user_id=f"user{n}", kind="alert",
-                  severity=Severity.WATCH, title="Alert", body="Something happened")
-            for n in range(events)
-        ]
-    )  # fmt: skip
+    store = await email_store(folder, events)
     settings = load_settings({}, environ=environ)
     options = DispatchOptions(sends_per_channel=sends, poll_interval=0.05)
     started = time.perf_counter()

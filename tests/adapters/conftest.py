@@ -13,6 +13,7 @@ to an event loop (a PostgreSQL pool) is opened, used and closed on the same loop
 from __future__ import annotations
 
 import asyncio
+import ssl
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -21,7 +22,9 @@ from pathlib import Path
 
 import attrs
 import pytest
+import trustme
 
+from tests.smtp_server import HOST
 from tidings.adapters.memory import MemoryStore
 from tidings.adapters.postgres import PostgresStore
 from tidings.adapters.sqlite import SqliteStore
@@ -142,3 +145,23 @@ def runners() -> Iterator[list[subprocess.Popen[bytes]]]:
         if runner.poll() is None:
             runner.kill()
             runner.wait()
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    """A throwaway CA, trusted only by the senders under test (email and its pool)."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def server_tls(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(HOST).configure_cert(context)
+    return context
+
+
+@pytest.fixture(scope="module")
+def client_tls(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
